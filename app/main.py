@@ -1,0 +1,103 @@
+"""The Sanic application factory: `sanic app.main:create_app --factory`."""
+
+from __future__ import annotations
+
+from itertools import count
+from pathlib import Path
+
+from loguru import logger
+from sanic import Sanic
+from sanic_ext import Extend
+
+from app.auth.access import undeclared_routes
+from app.auth.routes import bp as auth_bp
+from app.connectors.routes import bp as connectors_bp
+from app.core.errors import register_error_handlers
+from app.core.middleware import register_middleware
+from app.health.routes import bp as health_bp
+from app.health.routes import metrics_bp
+from app.logging import configure_logging
+from app.pipelines.routes import bp as pipelines_bp
+from app.services import build_services
+from app.settings import Settings, get_settings
+from app.transformations.routes import bp as transformations_bp
+from app.users.routes import bp as users_bp
+from storage.db import close_db, init_db
+
+STATIC_DIR = Path(__file__).parent / "static"
+BLUEPRINTS = (
+    auth_bp,
+    users_bp,
+    pipelines_bp,
+    connectors_bp,
+    transformations_bp,
+    health_bp,
+    metrics_bp,
+)
+_app_numbers = count()
+
+
+def create_app(settings: Settings | None = None) -> Sanic:
+    settings = settings or get_settings()
+    configure_logging(settings.LOG_LEVEL, settings.LOG_FORMAT)
+    name = "aggregator" if not Sanic.test_mode else f"aggregator{next(_app_numbers)}"
+    app = Sanic(name, configure_logging=False)
+    app.ctx.settings = settings
+    _configure(app, settings)
+    register_error_handlers(app)
+    register_middleware(app)
+    for blueprint in BLUEPRINTS:
+        app.blueprint(blueprint.copy(blueprint.name) if Sanic.test_mode else blueprint)
+    app.static("/docs/assets", STATIC_DIR / "swagger-ui", name="docs_assets")
+    _register_lifecycle(app, settings)
+    return app
+
+
+def _configure(app: Sanic, settings: Settings) -> None:
+    app.config.update(
+        REQUEST_MAX_SIZE=settings.MAX_BODY_BYTES,
+        REQUEST_TIMEOUT=30,
+        RESPONSE_TIMEOUT=60,
+        KEEP_ALIVE_TIMEOUT=30,
+        ACCESS_LOG=settings.ACCESS_LOG,
+        FALLBACK_ERROR_FORMAT="json",
+        OAS_UI_REDOC=False,
+        OAS_UI_DEFAULT="swagger",
+        OAS_PATH_TO_SWAGGER_HTML=str(STATIC_DIR / "swagger.html"),
+        OAS_URL_PREFIX="/docs",
+        OAS_AUTODOC=False,
+        CORS_ORIGINS=",".join(settings.ALLOWED_ORIGINS) if settings.ALLOWED_ORIGINS else "",
+        CORS_ALLOW_HEADERS="authorization,content-type,if-match,x-request-id",
+        CORS_EXPOSE_HEADERS="x-request-id,etag,retry-after",
+        CORS_MAX_AGE=600,
+        HEALTH=False,
+    )
+    Extend(app)
+    app.ext.openapi.describe(
+        "Data Aggregator API",
+        version="1.0.0",
+        description="Connect sources, build pipelines visually, run and watch them live.",
+    )
+    app.ext.openapi.add_security_scheme("bearer", "http", scheme="bearer", bearer_format="JWT")
+
+
+def _register_lifecycle(app: Sanic, settings: Settings) -> None:
+    @app.before_server_start
+    async def start(app: Sanic) -> None:
+        missing = undeclared_routes(app)
+        if missing:
+            raise RuntimeError(f"routes without an access rule: {missing}")
+        await init_db(settings.database_url)
+        app.ctx.services = await build_services(settings)
+        logger.info(
+            "ready: database={} mode={}",
+            settings.database_url.split("://")[0],
+            "scaled" if settings.scaled else "embedded",
+        )
+
+    @app.after_server_stop
+    async def stop(app: Sanic) -> None:
+        services = getattr(app.ctx, "services", None)
+        if services is not None:
+            await services.close()
+        await close_db()

@@ -1,0 +1,100 @@
+"""Typed settings from environment variables and config/*.toml.
+
+Precedence (highest first): environment variables, config/<ENVIRONMENT>.toml,
+config/default.toml, the defaults below.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from functools import cache
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+DEFAULT_SECRET_KEY = "dev-insecure-secret-key-change-me-0123456789"
+CONFIG_DIR = Path(os.environ.get("CONFIG_DIR", Path(__file__).resolve().parent.parent / "config"))
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(case_sensitive=True, extra="ignore")
+
+    ENVIRONMENT: Literal["development", "test", "production"] = "development"
+    HOST: str = "127.0.0.1"
+    PORT: int = Field(8000, ge=1, le=65535)
+    DATA_DIR: Path = Path("./data")
+    DATABASE_URL: str | None = None  # default: SQLite under DATA_DIR
+    REDIS_URL: str | None = None  # set → scaled mode (Redis bus, ARQ jobs)
+    SECRET_KEY: str = DEFAULT_SECRET_KEY
+    ALLOWED_ORIGINS: Annotated[list[str], NoDecode] = []
+    WORKERS: int = Field(1, ge=1, le=64)
+    LOG_LEVEL: str = "INFO"
+    LOG_FORMAT: Literal["text", "json"] = "text"
+    SMTP_URL: str | None = None
+    SMTP_FROM: str = "aggregator@localhost"
+    CLAMD_URL: str | None = None
+
+    ACCESS_TOKEN_TTL_SECONDS: int = Field(900, ge=30, le=86400)
+    REFRESH_TOKEN_TTL_SECONDS: int = Field(14 * 86400, ge=60)
+    JWT_ISSUER: str = "data-aggregator"
+    JWT_AUDIENCE: str = "data-aggregator-api"
+    ALLOW_SELF_REGISTRATION: bool = False
+    LOGIN_RATE_LIMIT: int = Field(10, ge=1)
+    LOGIN_RATE_WINDOW_SECONDS: int = Field(60, ge=1)
+    MAX_BODY_BYTES: int = Field(1024 * 1024, ge=1024)
+    ACCESS_LOG: bool = True
+
+    @field_validator("ALLOWED_ORIGINS", mode="before")
+    @classmethod
+    def _split_origins(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [o.strip() for o in value.split(",") if o.strip()]
+        return value
+
+    @model_validator(mode="after")
+    def _refuse_default_secret_in_production(self) -> Settings:
+        if self.ENVIRONMENT == "production" and (
+            self.SECRET_KEY == DEFAULT_SECRET_KEY or len(self.SECRET_KEY) < 32
+        ):
+            raise ValueError(
+                "SECRET_KEY must be set to a random value of at least 32 characters in production"
+            )
+        return self
+
+    @property
+    def database_url(self) -> str:
+        return self.DATABASE_URL or f"sqlite://{self.DATA_DIR / 'aggregator.sqlite3'}"
+
+    @property
+    def is_production(self) -> bool:
+        return self.ENVIRONMENT == "production"
+
+    @property
+    def scaled(self) -> bool:
+        return self.REDIS_URL is not None
+
+
+def _toml_values(environment: str | None) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    names = ["default.toml"] + ([f"{environment}.toml"] if environment else [])
+    for name in names:
+        path = CONFIG_DIR / name
+        if path.is_file():
+            values.update(tomllib.loads(path.read_text()))
+    return values
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build settings; environment variables win over TOML files, overrides over both."""
+    file_values = _toml_values(os.environ.get("ENVIRONMENT", overrides.get("ENVIRONMENT")))
+    env_names = set(Settings.model_fields) & set(os.environ)
+    base = {k: v for k, v in file_values.items() if k not in env_names}
+    return Settings(**{**base, **overrides})
+
+
+@cache
+def get_settings() -> Settings:
+    return load_settings()

@@ -1,0 +1,54 @@
+"""Database set-up for both dialects: the Tortoise config, init/close and migrations."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlsplit
+
+from tortoise import Tortoise
+from tortoise.migrations.api import migrate as run_migrations
+
+MODELS_MODULE = "storage.models"
+MIGRATIONS_MODULE = "migrations"
+
+
+def tortoise_config(database_url: str) -> dict[str, Any]:
+    return {
+        "connections": {"default": _normalise_url(database_url)},
+        "apps": {
+            "models": {
+                "models": [MODELS_MODULE],
+                "default_connection": "default",
+                "migrations": MIGRATIONS_MODULE,
+            }
+        },
+        "use_tz": True,
+        "timezone": "UTC",
+    }
+
+
+def _normalise_url(url: str) -> str:
+    # Accept the spellings operators use; Tortoise knows "postgres://" and "sqlite://".
+    scheme = urlsplit(url).scheme
+    if scheme in {"postgresql", "postgresql+asyncpg"}:
+        return "postgres" + url[len(scheme) :]
+    return url
+
+
+def dialect(database_url: str) -> str:
+    return "sqlite" if database_url.startswith("sqlite") else "postgres"
+
+
+async def init_db(database_url: str) -> None:
+    # Global fallback: request handlers run in tasks that do not inherit the start-up
+    # listener's context, so the ORM context must be process-wide.
+    await Tortoise.init(config=tortoise_config(database_url), _enable_global_fallback=True)
+
+
+async def migrate_db(database_url: str) -> None:
+    """Apply every pending migration (idempotent)."""
+    await run_migrations(config=tortoise_config(database_url))
+
+
+async def close_db() -> None:
+    await Tortoise.close_connections()
