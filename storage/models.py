@@ -289,6 +289,9 @@ class Event(Model):
     correlation_id = fields.CharField(max_length=64, null=True)
     created_at = fields.DatetimeField(auto_now_add=True, db_index=True)
     published_at = fields.DatetimeField(null=True)
+    # Set on the copies of an event stored under its further topics (the audit trail lists
+    # only originals, where this is null). Holds the original row id.
+    origin_id = fields.UUIDField(null=True)
 
     class Meta:
         table = "events"

@@ -1,0 +1,1 @@
+"""The event bus: one interface, in-process (embedded) and Redis (scaled) implementations."""
