@@ -28,11 +28,13 @@ from engine.schema.infer import (
 )
 from engine.schema.mapping import (
     MAPPING_TEMPLATES,
+    MAX_SUGGEST_PAIRS,
     InvalidMappingError,
     Mapping,
     MappingIssue,
     MappingRule,
     MappingTemplate,
+    MappingTooLargeError,
     Suggestion,
     apply_mapping,
     mapping_from_suggestions,
@@ -58,6 +60,7 @@ from engine.schema.types import Field, LogicalType, StreamSchema
 
 __all__ = [
     "MAPPING_TEMPLATES",
+    "MAX_SUGGEST_PAIRS",
     "CastNotPossibleError",
     "CastSafety",
     "ChangeKind",
@@ -72,6 +75,7 @@ __all__ = [
     "MappingIssue",
     "MappingRule",
     "MappingTemplate",
+    "MappingTooLargeError",
     "SampleLimitError",
     "SchemaChange",
     "SchemaContractViolation",
