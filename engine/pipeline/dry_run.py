@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
+import inspect
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from datetime import time as time_of_day
@@ -25,8 +27,9 @@ from pydantic import Field as ModelField
 from engine.pipeline.expressions import error_summary
 from engine.pipeline.graph import ExecutionGraph, GraphError, GraphNode, Issue, compile_graph
 from engine.pipeline.io import SourceReader, inline_frame
-from engine.pipeline.schema_bridge import schema_to_fields
-from engine.pipeline.transforms import TRANSFORMS, transform_name
+from engine.pipeline.schema_bridge import logical_to_polars, schema_to_fields
+from engine.pipeline.transforms import TRANSFORMS, cast_expr, transform_name
+from engine.pipeline.validate import SchemaResolver
 from engine.schema import Field
 
 PREVIEW_ROWS = 20
@@ -175,12 +178,60 @@ async def _sample_source(node: GraphNode, reader: SourceReader | None, limit: in
         raise ValueError("no test data for this source and no reader to sample it")
     frames: list[pl.DataFrame] = []
     rows = 0
-    async for frame in reader.read(node, limit=limit):
-        frames.append(frame)
-        rows += frame.height
-        if rows >= limit:
-            break
+    async with contextlib.aclosing(reader.read(node, limit=limit)) as batches:
+        async for frame in batches:
+            frames.append(frame)
+            rows += frame.height
+            if rows >= limit:
+                break
     return pl.concat(frames, how="diagonal_relaxed").head(limit) if frames else pl.DataFrame()
+
+
+def conform(frame: pl.DataFrame, fields: list[Field]) -> pl.DataFrame:
+    """Test rows typed as the real source: "2024-01-02" becomes a date where the source has a
+    date column, and columns the test rows leave out are null."""
+    exprs = []
+    for wanted in fields:
+        target = logical_to_polars(wanted.type)
+        if wanted.name not in frame.columns:
+            exprs.append(pl.lit(None, target).alias(wanted.name))
+            continue
+        current = frame.schema[wanted.name]
+        exprs.append(
+            pl.col(wanted.name)
+            if current == target
+            else cast_expr(wanted.name, wanted.type, current, strict=False)
+        )
+    names = {wanted.name for wanted in fields}
+    extra = [name for name in frame.columns if name not in names]
+    try:
+        return frame.select(*exprs, *extra)
+    except pl.exceptions.PolarsError:
+        return frame  # rows that cannot take the source's types are used as typed
+
+
+async def resolve_fields(node: GraphNode, resolver: SchemaResolver | None) -> list[Field] | None:
+    if resolver is None:
+        return None
+    fields = resolver(node)
+    if inspect.isawaitable(fields):
+        fields = await fields
+    return fields
+
+
+async def prepare_sources(
+    graph: ExecutionGraph, load: Callable[[GraphNode], Awaitable[pl.DataFrame]]
+) -> SourceFrames:
+    """Each source's frame; a source that cannot be loaded fails its node when used."""
+    frames: dict[str, pl.DataFrame] = {}
+    errors: dict[str, str] = {}
+    for node in graph.nodes:
+        if node.type.startswith("source."):
+            try:
+                frames[node.id] = await load(node)
+            except Exception as exc:
+                errors[node.id] = error_summary(exc)
+    return _FailingSources(frames, errors)
 
 
 async def dry_run(
@@ -189,33 +240,33 @@ async def dry_run(
     test_data: Mapping[str, list[dict[str, Any]]] | None = None,
     sample_limit: int = DEFAULT_SAMPLE_LIMIT,
     reader: SourceReader | None = None,
+    resolve_source_schema: SchemaResolver | None = None,
 ) -> DryRunResult:
-    """Run on `test_data` (node id → records) or samples of real sources; never writes."""
+    """Run on `test_data` (node id → records) or samples of real sources; never writes.
+
+    With `resolve_source_schema`, test rows take the source's column types.
+    """
     try:
         graph = pipeline if isinstance(pipeline, ExecutionGraph) else compile_graph(pipeline)
     except GraphError as exc:
         return DryRunResult(status="invalid", nodes={}, errors=exc.issues)
     test_data = test_data or {}
-    source_frames: dict[str, pl.DataFrame] = {}
-    source_errors: dict[str, str] = {}
-    for node in graph.nodes:
-        if not node.type.startswith("source."):
-            continue
-        try:
-            if node.id in test_data:
-                source_frames[node.id] = pl.DataFrame(test_data[node.id], infer_schema_length=None)
-            else:
-                source_frames[node.id] = await _sample_source(node, reader, sample_limit)
-        except Exception as exc:
-            source_errors[node.id] = error_summary(exc)
-    runs = await evaluate_in_memory(graph, _FailingSources(source_frames, source_errors))
+
+    async def load(node: GraphNode) -> pl.DataFrame:
+        if node.id not in test_data:
+            return await _sample_source(node, reader, sample_limit)
+        frame = pl.DataFrame(test_data[node.id], infer_schema_length=None)
+        fields = await resolve_fields(node, resolve_source_schema)
+        return await asyncio.to_thread(conform, frame, fields) if fields else frame
+
+    runs = await evaluate_in_memory(graph, await prepare_sources(graph, load))
     reports = {node.id: _report(node, runs[node.id]) for node in graph.nodes if node.id in runs}
     failed = any(report.status != "succeeded" for report in reports.values())
     return DryRunResult(status="failed" if failed else "succeeded", nodes=reports)
 
 
 class _FailingSources(dict):
-    """Source frames where a source that could not be sampled raises its error when used."""
+    """Source frames where a source that could not be loaded raises its error when used."""
 
     def __init__(self, frames: dict[str, pl.DataFrame], errors: dict[str, str]):
         super().__init__(frames)

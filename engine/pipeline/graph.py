@@ -8,8 +8,8 @@ Rules:
   `data.nodeType`, `data.type` and `node.type` (React Flow's `node.type` usually names the
   UI component, so data wins). Bare transform names (`filter`) mean `transform.filter`.
 - A node's config is `data.config` (missing → `{}`); every other key is UI-only and ignored.
-- Handle ids are port names. A null handle means the node's only port; it is an error on a
-  node with several ports.
+- Handle ids are port names. A null handle means the node's only port (for inputs: its only
+  required port, e.g. sql's `in`); it is an error on a node with several candidate ports.
 - Several edges into a multi-input port (union's `in`) reach the transform as `in[0]`,
   `in[1]`, ... in the order the edges are listed.
 - The topological order is deterministic: ties are broken by the nodes' order in the document.
@@ -209,10 +209,12 @@ def _resolve_port(
     node_id: str,
     side: str,
     issues: list[Issue],
+    optional: list[str] | None = None,
 ) -> str | None:
     if handle is None or handle == "":
-        if len(ports) == 1:
-            return ports[0]
+        required = [port for port in ports if port not in (optional or [])]
+        if len(required) == 1:
+            return required[0]
         message = (
             f"node {node_id!r} has no {side} ports"
             if not ports
@@ -290,6 +292,7 @@ def _read_edges(
             target,
             "input",
             issues,
+            types[target].optional_inputs,
         )
         if source_port is None or target_port is None:
             continue

@@ -7,13 +7,12 @@ before pointing it at real data.
 from __future__ import annotations
 
 import asyncio
-import inspect
 from typing import Any
 
 import polars as pl
 from pydantic import BaseModel
 
-from engine.pipeline.dry_run import evaluate_in_memory
+from engine.pipeline.dry_run import evaluate_in_memory, prepare_sources, resolve_fields
 from engine.pipeline.graph import ExecutionGraph, GraphNode, compile_graph
 from engine.pipeline.io import inline_frame
 from engine.pipeline.schema_bridge import logical_to_polars, schema_to_fields
@@ -75,11 +74,7 @@ def synthetic_frame(fields: list[Field], rows: int) -> pl.DataFrame:
 async def _source_fields(node: GraphNode, resolver: SchemaResolver | None) -> list[Field]:
     if node.type == "source.inline":
         return schema_to_fields(inline_frame(node.config).schema)
-    if resolver is None:
-        raise ValueError(f"source {node.id!r}: schema unknown (no resolver)")
-    fields = resolver(node)
-    if inspect.isawaitable(fields):
-        fields = await fields
+    fields = await resolve_fields(node, resolver)
     if fields is None:
         raise ValueError(f"source {node.id!r}: schema unknown")
     return fields
@@ -91,13 +86,18 @@ async def perf_test(
     rows: int = DEFAULT_ROWS,
     resolve_source_schema: SchemaResolver | None = None,
 ) -> PerfResult:
-    """Time every node on `rows` synthetic rows per source; destinations write nothing."""
+    """Time every node on `rows` synthetic rows per source; destinations write nothing.
+
+    A source whose schema is unknown fails (and skips what depends on it); raises GraphError
+    only for a document that does not compile.
+    """
     graph = pipeline if isinstance(pipeline, ExecutionGraph) else compile_graph(pipeline)
-    frames: dict[str, pl.DataFrame] = {}
-    for node in graph.nodes:
-        if node.type.startswith("source."):
-            fields = await _source_fields(node, resolve_source_schema)
-            frames[node.id] = await asyncio.to_thread(synthetic_frame, fields, rows)
+
+    async def load(node: GraphNode) -> pl.DataFrame:
+        fields = await _source_fields(node, resolve_source_schema)
+        return await asyncio.to_thread(synthetic_frame, fields, rows)
+
+    frames = await prepare_sources(graph, load)
     loop = asyncio.get_running_loop()
     started = loop.time()
     runs = await evaluate_in_memory(graph, frames)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import polars as pl
@@ -52,7 +52,8 @@ class TransformDef:
     column_refs: Callable[[dict[str, Any]], list[ColumnRef]] = lambda _c: []
     # Partial configs, one per list item, to locate which item breaks a schema check.
     items: Callable[[dict[str, Any]], list[tuple[ConfigPath, dict[str, Any]]]] = lambda _c: []
-    extra: dict[str, Any] = field(default_factory=dict)
+    # Where a node-level planning error points when no single item is to blame.
+    error_path: ConfigPath = ()
 
 
 def port_frames(inputs: Inputs, port: str) -> list[pl.LazyFrame]:
@@ -463,7 +464,10 @@ TRANSFORMS: dict[str, TransformDef] = {
         ],
     ),
     "filter": TransformDef(
-        filter_rows, _always, expressions=lambda c: [(("expression",), c.get("expression"))]
+        filter_rows,
+        _always,
+        expressions=lambda c: [(("expression",), c.get("expression"))],
+        error_path=("expression",),
     ),
     "derive": TransformDef(
         derive,
@@ -514,7 +518,7 @@ TRANSFORMS: dict[str, TransformDef] = {
         column_refs=_mapping_refs,
         items=_prefix_items("rules"),
     ),
-    "sql": TransformDef(sql),
+    "sql": TransformDef(sql, error_path=("query",)),
     "validate": TransformDef(
         validate_rows,
         expressions=_validate_expressions,

@@ -7,6 +7,7 @@ is planned the same way it executes.
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 from collections.abc import Awaitable, Callable
 from functools import cache
@@ -155,7 +156,8 @@ class _Propagation:
                 self._check_destination(node, inputs["in"])
                 self.ports[node_id] = {"in": inputs["in"]}
             else:
-                self._check_transform(node, inputs)
+                # Planning is cheap on empty frames but still CPU work: keep it off the loop.
+                await asyncio.to_thread(self._check_transform, node, inputs)
 
     async def _source_fields(self, node: GraphNode) -> list[Field] | None:
         if node.type == "source.inline":
@@ -262,7 +264,7 @@ class _Propagation:
         self, node: GraphNode, frames: dict[str, pl.LazyFrame], exc: Exception
     ) -> None:
         definition = TRANSFORMS[transform_name(node.type)]
-        path: ConfigPath = getattr(exc, "path", ())
+        path: ConfigPath = getattr(exc, "path", ()) or definition.error_path
         # Re-plan item by item to point at the entry that breaks (e.g. aggregations/2).
         for item_path, partial in definition.items(node.config):
             try:

@@ -111,6 +111,26 @@ async def test_dry_run_of_validate_shows_both_ports():
     assert ports["invalid"]["preview"] == [{"n": None, "_errors": "n: not_null failed"}]
 
 
+async def test_dry_run_types_test_rows_like_the_source():
+    async def resolve(_node: GraphNode):
+        return [
+            Field(name="country", type=LogicalType.STRING),
+            Field(name="amount", type=LogicalType.NUMBER),
+            Field(name="day", type=LogicalType.DATE),
+        ]
+
+    test_data = {"orders": [{"country": "FR", "amount": "12.5", "day": "2024-03-01"}]}
+    result = await dry_run(pipeline(), test_data=test_data, resolve_source_schema=resolve)
+    assert result.status == "succeeded"
+    source = result.nodes["orders"]
+    assert [(f.name, f.type.value) for f in source.fields] == [
+        ("country", "string"),
+        ("amount", "number"),
+        ("day", "date"),
+    ]
+    assert source.preview == [{"country": "FR", "amount": 12.5, "day": "2024-03-01"}]
+
+
 async def test_dry_run_of_an_invalid_document():
     result = await dry_run(document([node("f", "transform.filter", {"expression": "1"})], []))
     assert result.status == "invalid"
@@ -136,3 +156,21 @@ async def test_perf_test_reports_rows_per_second_and_slowest_node():
     assert all(n.status == "succeeded" and n.rows_per_s > 0 for n in result.nodes.values())
     slowest = max(result.nodes, key=lambda n: result.nodes[n].duration_ms)
     assert result.slowest_node == slowest
+
+
+async def test_perf_test_with_an_unknown_source_schema_fails_that_branch_only():
+    doc = document(
+        [
+            node("db", "source.postgres", {"connector_id": "c", "stream": "t"}),
+            dataset_out("o1"),
+            inline("rows", [{"x": 1}]),
+            node("f", "transform.filter", {"expression": "x > 0"}),
+            dataset_out("o2", "two"),
+        ],
+        [edge("db", "o1"), edge("rows", "f"), edge("f", "o2")],
+    )
+    result = await perf_test(doc, rows=1_000, resolve_source_schema=lambda _node: None)
+    assert result.nodes["db"].status == "failed" and "schema unknown" in result.nodes["db"].error
+    assert result.nodes["o1"].status == "skipped"
+    assert result.nodes["f"].rows_in == 1_000 and result.nodes["o2"].status == "succeeded"
+    assert result.slowest_node in {"rows", "f", "o2"}

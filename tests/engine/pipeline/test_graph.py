@@ -129,3 +129,12 @@ def test_fingerprint_ignores_layout():
     moved["nodes"][0]["position"] = {"x": 500, "y": 9}
     moved["viewport"] = {"x": 3, "y": 3, "zoom": 2}
     assert compile_graph(doc).fingerprint() == compile_graph(moved).fingerprint()
+
+
+def test_null_handle_goes_to_the_only_required_input():
+    doc = document(
+        [inline("a", []), inline("b", []), node("q", "transform.sql", {"query": "SELECT 1"})],
+        [edge("a", "q", edge_id="main"), edge("b", "q", None, "in2", "extra")],
+    )
+    ports = {e.id: e.target_port for e in compile_graph(doc).edges}
+    assert ports == {"main": "in", "extra": "in2"}

@@ -220,7 +220,7 @@ async def test_type_mismatch_points_at_the_aggregation():
     result = await validate(doc)
     assert issues(result, "type_mismatch") == [
         ("agg", None, "/nodes/1/data/config/aggregations/1"),
-        ("f", None, "/nodes/2/data/config"),
+        ("f", None, "/nodes/2/data/config/expression"),
     ]
 
 
@@ -235,6 +235,24 @@ async def test_join_key_type_mismatch():
         [edge("l", "j", None, "left"), edge("r", "j", None, "right"), edge("j", "out")],
     )
     assert issues(await validate(doc), "type_mismatch") == [("j", None, "/nodes/2/data/config")]
+
+
+async def test_sql_errors_point_at_the_query():
+    doc = document(
+        [
+            inline("src", ROWS),
+            node("q", "transform.sql", {"query": "SELECT nope FROM self"}),
+            dataset_out("out"),
+        ],
+        [edge("src", "q"), edge("q", "out")],
+    )
+    assert issues(await validate(doc), "unknown_column") == [
+        ("q", None, "/nodes/1/data/config/query")
+    ]
+    doc["nodes"][1]["data"]["config"]["query"] = "SELECT id, amount * 2 AS twice FROM self"
+    result = await validate(doc)
+    assert result.valid, result.errors
+    assert schema(result, "q") == [("id", "integer"), ("twice", "number")]
 
 
 async def test_structural_codes_reach_validate():
