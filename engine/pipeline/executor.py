@@ -494,11 +494,17 @@ class PipelineExecutor:
         batches: Iterator[pl.DataFrame] = iter(
             frame.collect_batches(chunk_size=self.batch_size, engine="streaming")
         )
+        yielded = False
         while True:
             batch = await self._guard(asyncio.to_thread(next, batches, None))
             if batch is None:
-                return
+                break
+            yielded = True
             yield batch
+        if not yielded:
+            # No rows at all: one empty batch still carries the columns downstream.
+            schema = await asyncio.to_thread(frame.collect_schema)
+            yield pl.DataFrame(schema=schema)
 
     async def _stream(
         self, stages: list[str], batches: AsyncIterator[pl.DataFrame], source: str | None

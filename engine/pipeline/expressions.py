@@ -16,6 +16,16 @@ _FILE_FUNCTION = re.compile(r"\b(read|scan)_[a-z_]+\s*\(", re.IGNORECASE)
 _STRING_LITERAL = re.compile(r"'(?:[^']|'')*'")
 
 
+# Functions that look at other rows: an expression using one cannot run batch by batch.
+_NOT_ROW_WISE = re.compile(
+    r"\b(OVER|SELECT|SUM|AVG|MEAN|MIN|MAX|COUNT|MEDIAN|MODE|STDDEV\w*|VARIANCE|VAR_\w+|"
+    r"FIRST|LAST|ARRAY_AGG|STRING_AGG|QUANTILE_\w+|PERCENTILE_\w+|CORR|COVAR\w*|ROW_NUMBER|"
+    r"RANK|DENSE_RANK|PERCENT_RANK|CUME_DIST|NTILE|LAG|LEAD|FIRST_VALUE|LAST_VALUE|NTH_VALUE)"
+    r"\s*\(|\bOVER\b|\bSELECT\b",
+    re.IGNORECASE,
+)
+
+
 class ExpressionError(ValueError):
     """An expression a user typed that cannot be used; the message is safe to show."""
 
@@ -39,6 +49,15 @@ def parse_expression(text: str) -> pl.Expr:
         return pl.sql_expr(text)
     except Exception as exc:  # Polars raises several error types for bad SQL
         raise ExpressionError(f"cannot parse expression {text!r}: {_first_line(exc)}") from None
+
+
+def is_row_wise(text: str | None) -> bool:
+    """Whether an expression only looks at its own row (so per-batch results are exact).
+
+    Conservative: any aggregate or window function (SUM, AVG, ROW_NUMBER, ... OVER) or a
+    subquery makes the node run on all rows at once instead.
+    """
+    return not text or not _NOT_ROW_WISE.search(_strip_literals(text))
 
 
 def referenced_columns(text: str) -> list[str]:

@@ -15,7 +15,12 @@ from typing import Any
 
 import polars as pl
 
-from engine.pipeline.expressions import ExpressionError, guard_sql_text, parse_expression
+from engine.pipeline.expressions import (
+    ExpressionError,
+    guard_sql_text,
+    is_row_wise,
+    parse_expression,
+)
 from engine.pipeline.schema_bridge import logical_to_polars, schema_to_fields
 
 Inputs = Mapping[str, pl.LazyFrame]
@@ -74,6 +79,17 @@ def _single(inputs: Inputs, port: str = "in") -> pl.LazyFrame:
 
 def _always(_config: dict[str, Any]) -> bool:
     return True
+
+
+def _row_wise_expressions(
+    expressions: Callable[[dict[str, Any]], list[tuple[ConfigPath, str]]],
+) -> Callable[[dict[str, Any]], bool]:
+    """Streamable unless an expression aggregates or looks at other rows (AVG, LAG...)."""
+
+    def streamable(config: dict[str, Any]) -> bool:
+        return all(is_row_wise(text) for _path, text in expressions(config))
+
+    return streamable
 
 
 # --- column-shaping transforms ---------------------------------------------------------------
@@ -419,6 +435,17 @@ def _mapping_expressions(config: dict[str, Any]) -> list[tuple[ConfigPath, str]]
     ]
 
 
+def _filter_expressions(config: dict[str, Any]) -> list[tuple[ConfigPath, str]]:
+    return [(("expression",), config.get("expression"))]
+
+
+def _derive_expressions(config: dict[str, Any]) -> list[tuple[ConfigPath, str]]:
+    return [
+        (("columns", i, "expression"), column.get("expression"))
+        for i, column in enumerate(config.get("columns") or [])
+    ]
+
+
 def _mapping_refs(config: dict[str, Any]) -> list[ColumnRef]:
     return [
         ColumnRef(("rules", i, "source"), rule["source"])
@@ -465,17 +492,14 @@ TRANSFORMS: dict[str, TransformDef] = {
     ),
     "filter": TransformDef(
         filter_rows,
-        _always,
-        expressions=lambda c: [(("expression",), c.get("expression"))],
+        _row_wise_expressions(_filter_expressions),
+        expressions=_filter_expressions,
         error_path=("expression",),
     ),
     "derive": TransformDef(
         derive,
-        _always,
-        expressions=lambda c: [
-            (("columns", i, "expression"), col.get("expression"))
-            for i, col in enumerate(c.get("columns") or [])
-        ],
+        _row_wise_expressions(_derive_expressions),
+        expressions=_derive_expressions,
         items=_prefix_items("columns"),
     ),
     "aggregate": TransformDef(
@@ -513,7 +537,7 @@ TRANSFORMS: dict[str, TransformDef] = {
     ),
     "mapping": TransformDef(
         mapping,
-        _always,
+        _row_wise_expressions(_mapping_expressions),
         expressions=_mapping_expressions,
         column_refs=_mapping_refs,
         items=_prefix_items("rules"),

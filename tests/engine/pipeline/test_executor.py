@@ -452,3 +452,50 @@ async def test_a_failing_hook_fails_the_run_and_aborts():
     assert result.status == "failed"
     assert "database is gone" in result.error
     assert destinations.writers["out"].published is None
+
+
+async def test_window_and_aggregate_expressions_see_all_rows_not_one_batch():
+    rows = [{"v": i} for i in range(10)]
+    doc = document(
+        [
+            inline("a", rows),
+            node("f", "transform.filter", {"expression": "v > AVG(v)"}),
+            node(
+                "d",
+                "transform.derive",
+                {"columns": [{"name": "n", "expression": "ROW_NUMBER() OVER (ORDER BY v)"}]},
+            ),
+            dest("out"),
+        ],
+        [edge("a", "f"), edge("f", "d"), edge("d", "out")],
+    )
+    destinations = RecordingDestinations()
+    result = await execute(compile_graph(doc), destinations=destinations, batch_size=2)
+    assert result.status == "succeeded", result.error
+    assert destinations.writers["out"].published.to_dicts() == [
+        {"v": v, "n": n} for n, v in enumerate(range(5, 10), start=1)
+    ]
+
+
+async def test_columns_survive_a_step_that_keeps_no_rows(tmp_path):
+    doc = document(
+        [
+            generated_source(),
+            node("f", "transform.filter", {"expression": "id < 0"}),
+            node("s", "transform.sort", {"by": [{"column": "id"}]}),
+            node("d", "transform.derive", {"columns": [{"name": "x", "expression": "id + 1"}]}),
+            dest("out"),
+        ],
+        [edge("src", "f"), edge("f", "s"), edge("s", "d"), edge("d", "out")],
+    )
+    result = await execute(
+        compile_graph(doc),
+        reader=GeneratedReader(2, 100),
+        destinations=RecordingDestinations(),
+        work_dir=tmp_path,
+    )
+    assert result.status == "succeeded", result.error
+    assert result.rows["d"] == 0
+    # The derive ran on an empty batch that still had the columns.
+    (output,) = tmp_path.glob("d-*/out")
+    assert pl.scan_parquet(output / "*.parquet").collect_schema().names() == ["id", "group", "x"]
