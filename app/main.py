@@ -16,6 +16,7 @@ from app.core.errors import register_error_handlers
 from app.core.middleware import register_middleware
 from app.health.routes import bp as health_bp
 from app.health.routes import metrics_bp
+from app.jobs.routes import bp as jobs_bp
 from app.logging import configure_logging
 from app.pipelines.routes import bp as pipelines_bp
 from app.services import build_services
@@ -33,6 +34,7 @@ BLUEPRINTS = (
     transformations_bp,
     health_bp,
     metrics_bp,
+    jobs_bp,
 )
 _app_numbers = count()
 

@@ -10,12 +10,21 @@ from dataclasses import dataclass
 
 from redis.asyncio import Redis
 
+from actors.bus.base import EventBus
+from actors.bus.memory import MemoryBus
+from actors.bus.redis import RedisBus
+from actors.jobs import JobQueue
+from actors.jobs.arq_queue import ArqJobQueue
+from actors.jobs.inprocess_queue import InProcessJobQueue
+from actors.jobs.runner import JobRunner
 from app.auth.principal import PrincipalCache
 from app.auth.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from app.auth.service import AuthService
 from app.auth.tokens import TokenCodec
 from app.connectors.secrets import SecretBox
 from app.connectors.service import ConnectorService
+from app.jobs.environment import job_policy, job_resources
+from app.jobs.kinds import load_job_kinds
 from app.settings import Settings
 
 
@@ -27,8 +36,12 @@ class Services:
     auth: AuthService
     connectors: ConnectorService
     redis: Redis | None
+    bus: EventBus
+    jobs: JobQueue
 
     async def close(self) -> None:
+        await self.jobs.close()
+        await self.bus.close()
         if self.redis is not None:
             await self.redis.aclose()
 
@@ -40,18 +53,41 @@ def _login_limiter(settings: Settings, redis: Redis | None) -> RateLimiter:
     return MemoryRateLimiter(limit, window)
 
 
+def _event_bus(redis: Redis | None) -> EventBus:
+    return RedisBus(redis) if redis is not None else MemoryBus()
+
+
+def _job_queue(settings: Settings, bus: EventBus) -> JobQueue:
+    load_job_kinds()
+    runner = JobRunner(bus, job_resources(settings), job_policy(settings))
+    if settings.REDIS_URL:
+        return ArqJobQueue(runner, queue_name=settings.JOB_QUEUE_NAME, redis_url=settings.REDIS_URL)
+    return InProcessJobQueue(
+        runner,
+        concurrency=settings.JOB_CONCURRENCY,
+        poll_seconds=settings.JOB_POLL_SECONDS,
+        consume=settings.JOB_WORKER_ENABLED,
+    )
+
+
 async def build_services(settings: Settings) -> Services:
     redis = Redis.from_url(settings.REDIS_URL) if settings.REDIS_URL else None
     tokens = TokenCodec(settings)
     principals = PrincipalCache()
+    bus = _event_bus(redis)
+    await bus.start()
     auth = AuthService(
         tokens, principals, _login_limiter(settings, redis), settings.ALLOW_SELF_REGISTRATION
     )
-    return Services(
+    services = Services(
         settings=settings,
         tokens=tokens,
         principals=principals,
         auth=auth,
         connectors=ConnectorService(SecretBox(settings.SECRET_KEY)),
         redis=redis,
+        bus=bus,
+        jobs=_job_queue(settings, bus),
     )
+    await services.jobs.start()
+    return services

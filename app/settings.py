@@ -47,6 +47,21 @@ class Settings(BaseSettings):
     MAX_BODY_BYTES: int = Field(1024 * 1024, ge=1024)
     ACCESS_LOG: bool = True
 
+    # Background jobs (app/jobs): in-process worker (embedded) or ARQ workers (scaled).
+    JOB_QUEUE_NAME: str = Field("arq:queue", min_length=1, max_length=100)
+    JOB_CONCURRENCY: int = Field(4, ge=1, le=64)  # jobs run at once per worker process
+    JOB_MAX_ATTEMPTS: int = Field(3, ge=1, le=20)
+    JOB_TIMEOUT_SECONDS: int = Field(600, ge=1, le=86400)
+    JOB_RETRY_BACKOFF_SECONDS: float = Field(5.0, ge=0, le=3600)  # doubled per attempt
+    JOB_POLL_SECONDS: float = Field(1.0, gt=0, le=60)  # embedded worker: table poll interval
+    # Embedded mode: false → this process only enqueues; jobs wait in the table for a
+    # process that runs them (they are not lost).
+    JOB_WORKER_ENABLED: bool = True
+    EVENT_RETENTION_DAYS: int = Field(90, ge=1, le=3650)  # maintenance.purge_events default
+    # Email notifications: SMTP_URL like smtp://user:pass@host:587?starttls=1 or
+    # smtps://host:465; unset → the email channel is off.
+    SMTP_TIMEOUT_SECONDS: float = Field(30.0, gt=0, le=300)
+
     @field_validator("ALLOWED_ORIGINS", mode="before")
     @classmethod
     def _split_origins(cls, value: Any) -> Any:

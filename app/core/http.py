@@ -41,6 +41,8 @@ def _encode_extra(value: Any) -> Any:
         return value.model_dump(mode="json")
     if isinstance(value, set | frozenset):
         return sorted(value)
+    if isinstance(value, UUID):  # asyncpg's own UUID type, which orjson does not know
+        return str(value)
     raise TypeError(f"cannot serialise {type(value).__name__}")
 
 

@@ -10,14 +10,19 @@ from tortoise.transactions import in_transaction
 from app.auth.principal import Principal
 from app.core.errors import Conflict, NotFound
 from app.pipelines.schemas import PipelineCreate, PipelineUpdate
+from engine.pipeline import GraphError, compile_graph
 from storage.models import Pipeline, PipelineVersion
 
 VERSIONED_FIELDS = ("name", "description", "visual_definition", "execution_graph", "schedule")
 
 
 def compile_definition(visual_definition: dict[str, Any]) -> dict[str, Any]:
-    """The execution graph for a canvas; an unfinished canvas saves with an empty graph."""
-    return {}
+    """The execution graph for a canvas; an unfinished canvas saves with an empty graph
+    (validate reports why; running it is refused with the same errors)."""
+    try:
+        return compile_graph(visual_definition).model_dump(mode="json")
+    except GraphError:
+        return {}
 
 
 async def get_pipeline(pipeline_id: UUID) -> Pipeline:

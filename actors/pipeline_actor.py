@@ -1,0 +1,744 @@
+"""One actor per pipeline: it owns that pipeline's executions.
+
+HTTP handlers, the scheduler and retries never touch execution state; they send the actor a
+message (Run, DryRun, Cancel, Retry, Rollback). The actor persists every transition (the
+execution row, its steps, its log lines and the audit event in one transaction), then
+publishes the event. Runs go through the engine executor in a child task, so the mailbox keeps
+flowing while a run is going: a Cancel reaches the run's CancelToken at once.
+
+Concurrency is a per-pipeline policy (`pipelines.concurrency`, default 1): further runs wait
+as `queued` and start in order when a slot frees up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal, Protocol
+from uuid import UUID
+
+import polars as pl
+from loguru import logger
+from pydantic import BaseModel
+from tortoise.transactions import in_transaction
+
+from actors.bus.base import BusEvent
+from actors.runtime import Actor, ActorError, Deferred
+from engine.connectors.base import ConnectorContext, WriteResult
+from engine.connectors.dataset import store_for
+from engine.pipeline import (
+    CancelToken,
+    ConnectorIO,
+    ExecutionGraph,
+    GraphError,
+    GraphNode,
+    Issue,
+    StepUpdate,
+    compile_graph,
+    dry_run,
+    execute,
+)
+from engine.pipeline.dry_run import json_safe
+from engine.pipeline.expressions import error_summary
+from storage.models import (
+    Connector,
+    Dataset,
+    ExecutionLog,
+    ExecutionStep,
+    Pipeline,
+    PipelineExecution,
+    PipelineVersion,
+)
+
+ACTIVE_STATUSES = ("queued", "running", "cancelling")
+RETRYABLE_STATUSES = ("failed", "cancelled", "crashed")
+STEP_EVENTS = {
+    "running": "step.started",
+    "succeeded": "step.completed",
+    "failed": "step.failed",
+    "skipped": "step.skipped",
+    "cancelled": "step.updated",
+}
+CRASHED_MESSAGE = "The process running this execution stopped before it finished."
+
+
+# --- messages ------------------------------------------------------------------------------
+
+
+class Run(BaseModel):
+    parameters: dict[str, Any] = {}
+    trigger: Literal["manual", "schedule", "retry", "api"] = "manual"
+    user_id: UUID | None = None
+    correlation_id: str | None = None
+
+
+class DryRun(BaseModel):
+    test_data: dict[str, list[dict[str, Any]]] | None = None
+    sample_limit: int = 100
+
+
+class Cancel(BaseModel):
+    execution_id: UUID
+    user_id: UUID | None = None
+    correlation_id: str | None = None
+
+
+class Retry(BaseModel):
+    execution_id: UUID
+    user_id: UUID | None = None
+    correlation_id: str | None = None
+
+
+class Rollback(BaseModel):
+    execution_id: UUID
+    user_id: UUID | None = None
+    correlation_id: str | None = None
+
+
+class _RunFinished(BaseModel):
+    execution_id: UUID
+
+
+MESSAGES: dict[str, type[BaseModel]] = {
+    cls.__name__: cls for cls in (Run, DryRun, Cancel, Retry, Rollback)
+}
+
+
+# --- refusals (the caller maps them to HTTP) -------------------------------------------------
+
+
+class NotFoundError(ActorError):
+    pass
+
+
+class ConflictError(ActorError):
+    pass
+
+
+class InvalidPipeline(ActorError):
+    def __init__(self, message: str, issues: list[Issue]):
+        super().__init__(message)
+        self.issues = issues
+
+
+# --- what the actor needs from the platform --------------------------------------------------
+
+
+class ExecutionEvents(Protocol):
+    """Audit events are stored with the change (outbox), published after the commit."""
+
+    async def record(
+        self,
+        conn: Any,
+        *,
+        topics: list[str],
+        type: str,
+        entity_type: str,
+        entity_id: str,
+        data: dict[str, Any],
+        user_id: UUID | None,
+        correlation_id: str | None,
+    ) -> list[BusEvent]: ...
+
+    async def publish(self, events: list[BusEvent]) -> None: ...
+
+
+@dataclass
+class PipelineActorDeps:
+    owner_token: str
+    data_dir: Path
+    events: ExecutionEvents
+    connector_context: ConnectorContext
+    # Publishes without storing: log lines (stored in execution_logs, their id is the seq).
+    publish_live: Callable[[BusEvent], Awaitable[None]]
+    # connector_id → (type, config with secrets plain) for the connectors nodes reference
+    connections: Callable[[list[GraphNode]], Awaitable[dict[str, tuple[str, dict[str, Any]]]]]
+    batch_size: int = 50_000
+
+    @property
+    def work_root(self) -> Path:
+        return self.data_dir / "work"
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def execution_topics(execution: PipelineExecution) -> list[str]:
+    return [f"execution:{execution.id}", f"pipeline:{execution.pipeline_id}"]
+
+
+def execution_data(execution: PipelineExecution) -> dict[str, Any]:
+    return {
+        "execution_id": str(execution.id),
+        "pipeline_id": str(execution.pipeline_id),
+        "version": execution.version,
+        "status": execution.status,
+        "progress": execution.progress,
+        "error": execution.error,
+    }
+
+
+async def load_graph(pipeline: Pipeline, version: int) -> ExecutionGraph:
+    """The compiled graph of `version`; a canvas that does not compile is InvalidPipeline."""
+    row = await PipelineVersion.get_or_none(pipeline_id=pipeline.id, version=version)
+    visual = row.visual_definition if row else pipeline.visual_definition
+    try:
+        graph = compile_graph(visual)
+    except GraphError as exc:
+        raise InvalidPipeline("The pipeline does not compile; validate it.", exc.issues) from None
+    if not graph.nodes:
+        issue = Issue(code="empty_pipeline", message="the pipeline has no nodes")
+        raise InvalidPipeline("The pipeline is empty.", [issue])
+    return graph
+
+
+# --- the source reader that remembers incremental cursors -------------------------------------
+
+
+class CursorTrackingIO(ConnectorIO):
+    """ConnectorIO that notes the highest cursor value each incremental source produced, so
+    the state can be saved on the connector once the run's writes are committed."""
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.cursors: dict[str, Any] = {}
+
+    async def read(
+        self, node: GraphNode, *, limit: int | None = None
+    ) -> AsyncIterator[pl.DataFrame]:
+        cursor_field = node.config.get("cursor_field")
+        incremental = node.config.get("sync_mode") == "incremental" and cursor_field
+        async for frame in super().read(node, limit=limit):
+            if incremental and cursor_field in frame.columns and frame.height:
+                highest = frame.get_column(cursor_field).max()
+                if highest is not None and (
+                    node.id not in self.cursors or highest > self.cursors[node.id]
+                ):
+                    self.cursors[node.id] = highest
+            yield frame
+
+
+def state_key(pipeline_id: UUID, node_id: str) -> str:
+    return f"pipeline:{pipeline_id}:{node_id}"
+
+
+async def connector_io(
+    deps: PipelineActorDeps, pipeline_id: UUID, graph: ExecutionGraph
+) -> CursorTrackingIO:
+    connections = await deps.connections(graph.nodes)
+    rows = await Connector.filter(id__in=list(connections)) if connections else []
+    by_id = {str(row.id): row for row in rows}
+    state = {}
+    for node in graph.nodes:
+        row = by_id.get(str(node.config.get("connector_id")))
+        saved = (row.state or {}).get(state_key(pipeline_id, node.id)) if row else None
+        if saved:
+            state[node.id] = {"cursor": saved.get("cursor")}
+    return CursorTrackingIO(
+        connections, deps.connector_context, state=state, batch_size=deps.batch_size
+    )
+
+
+# --- the actor -----------------------------------------------------------------------------
+
+
+@dataclass
+class _RunHandle:
+    task: asyncio.Task[None]
+    cancel: CancelToken
+
+
+@dataclass
+class PipelineActor(Actor):
+    pipeline_id: UUID
+    deps: PipelineActorDeps
+    running: dict[UUID, _RunHandle] = field(default_factory=dict)
+    queue: list[UUID] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        super().__init__(self.pipeline_id)
+
+    def busy(self) -> bool:
+        return bool(self.running or self.queue)
+
+    async def on_start(self) -> None:
+        # After a restart in this process: runs whose task died with the old loop crashed;
+        # queued ones are picked up again in order.
+        rows = await PipelineExecution.filter(
+            pipeline_id=self.pipeline_id,
+            owner_token=self.deps.owner_token,
+            status__in=ACTIVE_STATUSES,
+        ).order_by("created_at")
+        self.queue = []
+        for row in rows:
+            if row.status == "queued":
+                self.queue.append(row.id)
+            elif row.id not in self.running:
+                await mark_crashed(row, self.deps.events)
+        await self._pump()
+
+    async def on_stop(self) -> None:
+        for handle in self.running.values():
+            handle.cancel.cancel("the server is shutting down")
+        tasks = [handle.task for handle in self.running.values()]
+        if tasks:
+            await asyncio.wait(tasks, timeout=5)
+
+    async def handle(self, message: Any) -> Any:
+        if isinstance(message, Run):
+            return await self._run(message)
+        if isinstance(message, Cancel):
+            return await self._cancel(message)
+        if isinstance(message, Retry):
+            return await self._retry(message)
+        if isinstance(message, Rollback):
+            return await self._rollback(message)
+        if isinstance(message, DryRun):
+            return await self._dry_run(message)
+        if isinstance(message, _RunFinished):
+            self.running.pop(message.execution_id, None)
+            return await self._pump()
+        raise ActorError(f"unknown message {type(message).__name__}")
+
+    # --- run / queue -----------------------------------------------------------------------
+
+    async def _pipeline(self) -> Pipeline:
+        pipeline = await Pipeline.get_or_none(id=self.pipeline_id)
+        if pipeline is None:
+            raise NotFoundError(f"No pipeline with id {self.pipeline_id}.")
+        return pipeline
+
+    async def _run(self, message: Run, retry_of: PipelineExecution | None = None) -> UUID:
+        pipeline = await self._pipeline()
+        version = retry_of.version if retry_of else pipeline.version
+        await load_graph(pipeline, version)  # refuse a canvas that does not compile
+        async with in_transaction() as conn:
+            execution = await PipelineExecution.create(
+                pipeline_id=pipeline.id,
+                version=version,
+                status="queued",
+                trigger=message.trigger,
+                parameters=message.parameters,
+                created_by_id=message.user_id,
+                correlation_id=message.correlation_id,
+                owner_token=self.deps.owner_token,
+                retry_of_id=retry_of.id if retry_of else None,
+                result={"work_key": _work_key(retry_of) if retry_of else None},
+                using_db=conn,
+            )
+            events = await self._record(conn, execution, "execution.queued", message.user_id)
+        await self.deps.events.publish(events)
+        self.queue.append(execution.id)
+        await self._pump()
+        return execution.id
+
+    async def _pump(self) -> None:
+        pipeline = await Pipeline.get_or_none(id=self.pipeline_id)
+        limit = max(1, pipeline.concurrency if pipeline else 1)
+        while self.queue and len(self.running) < limit:
+            execution_id = self.queue.pop(0)
+            execution = await PipelineExecution.get_or_none(id=execution_id)
+            if execution is None or execution.status != "queued":
+                continue
+            token = CancelToken()
+            task = asyncio.create_task(self._execute(execution, token), name=f"run-{execution_id}")
+            self.running[execution_id] = _RunHandle(task, token)
+
+    async def _execute(self, execution: PipelineExecution, cancel: CancelToken) -> None:
+        try:
+            await ExecutionRun(self.deps, execution, cancel).run()
+        except Exception as exc:  # a bug: never leave the execution running
+            logger.opt(exception=exc).error("execution {} failed unexpectedly", execution.id)
+            await finish(
+                execution,
+                self.deps.events,
+                status="failed",
+                error={"message": error_summary(exc)},
+            )
+        finally:
+            if not self.stopped:
+                self.tell(_RunFinished(execution_id=execution.id))
+
+    async def _execution(self, execution_id: UUID) -> PipelineExecution:
+        execution = await PipelineExecution.get_or_none(
+            id=execution_id, pipeline_id=self.pipeline_id
+        )
+        if execution is None:
+            raise NotFoundError(f"No execution with id {execution_id}.")
+        return execution
+
+    async def _cancel(self, message: Cancel) -> str:
+        execution = await self._execution(message.execution_id)
+        if execution.status == "queued":
+            self.queue = [i for i in self.queue if i != execution.id]
+            await finish(execution, self.deps.events, status="cancelled", user_id=message.user_id)
+            return "cancelled"
+        handle = self.running.get(execution.id)
+        if execution.status in ("running", "cancelling") and handle is not None:
+            handle.cancel.cancel("cancelled by a user")
+            if execution.status == "running":
+                await transition(
+                    execution,
+                    self.deps.events,
+                    "execution.cancelling",
+                    {"status": "cancelling"},
+                    user_id=message.user_id,
+                )
+            return "cancelling"
+        raise ConflictError(
+            f"The execution is {execution.status}; only active runs can be cancelled."
+        )
+
+    async def _retry(self, message: Retry) -> UUID:
+        original = await self._execution(message.execution_id)
+        if original.status not in RETRYABLE_STATUSES:
+            raise ConflictError(
+                f"The execution is {original.status}; only failed, cancelled or crashed runs "
+                "can be retried."
+            )
+        run = Run(
+            parameters=original.parameters,
+            trigger="retry",
+            user_id=message.user_id,
+            correlation_id=message.correlation_id,
+        )
+        return await self._run(run, retry_of=original)
+
+    async def _rollback(self, message: Rollback) -> dict[str, Any]:
+        execution = await self._execution(message.execution_id)
+        if execution.status != "succeeded":
+            raise ConflictError(
+                f"The execution is {execution.status}; only a succeeded run can be rolled back."
+            )
+        if self.running:
+            raise ConflictError("A run of this pipeline is in progress; roll back when it ends.")
+        datasets = (execution.result or {}).get("datasets") or {}
+        if not datasets:
+            raise ConflictError("This run wrote no managed dataset, so there is nothing to undo.")
+        store = store_for(self.deps.connector_context)
+        restored = {}
+        for entry in datasets.values():
+            name, version, previous = entry["dataset"], entry["version"], entry.get("previous")
+            current = await asyncio.to_thread(store.current_version, name)
+            if current != version:
+                raise ConflictError(
+                    f"Dataset {name!r} is at version {current}, not the v{version} this run "
+                    "wrote; a later run or rollback changed it."
+                )
+            if previous is None:
+                raise ConflictError(f"Dataset {name!r} has no version before v{version}.")
+            restored[name] = previous
+        for name, previous in restored.items():
+            await store.rollback(name, previous)
+            await Dataset.filter(name=name).update(current_version=previous)
+        result = {**(execution.result or {}), "rolled_back_to": restored}
+        await transition(
+            execution,
+            self.deps.events,
+            "execution.rolled_back",
+            {"status": "rolled_back", "result": result},
+            user_id=message.user_id,
+        )
+        return {"status": "rolled_back", "datasets": restored}
+
+    async def _dry_run(self, message: DryRun) -> Deferred:
+        pipeline = await self._pipeline()
+        graph = await load_graph(pipeline, pipeline.version)
+        io = await connector_io(self.deps, self.pipeline_id, graph)
+        work = dry_run(
+            graph, test_data=message.test_data, sample_limit=message.sample_limit, reader=io
+        )
+        return Deferred(work)
+
+    async def _record(
+        self, conn: Any, execution: PipelineExecution, type_: str, user_id: UUID | None
+    ) -> list[BusEvent]:
+        return await self.deps.events.record(
+            conn,
+            topics=execution_topics(execution),
+            type=type_,
+            entity_type="execution",
+            entity_id=str(execution.id),
+            data=execution_data(execution),
+            user_id=user_id,
+            correlation_id=execution.correlation_id,
+        )
+
+
+def _work_key(execution: PipelineExecution) -> str:
+    return (execution.result or {}).get("work_key") or str(execution.id)
+
+
+# --- transitions ---------------------------------------------------------------------------
+
+
+async def transition(
+    execution: PipelineExecution,
+    events: ExecutionEvents,
+    event_type: str,
+    changes: dict[str, Any],
+    *,
+    user_id: UUID | None = None,
+    step_changes: dict[str, Any] | None = None,
+) -> None:
+    """Persist `changes` (and the audit event) in one transaction, then publish."""
+    for name, value in changes.items():
+        setattr(execution, name, value)
+    async with in_transaction() as conn:
+        await PipelineExecution.filter(id=execution.id).using_db(conn).update(**changes)
+        if step_changes:
+            await (
+                ExecutionStep.filter(execution_id=execution.id, status__in=("pending", "running"))
+                .using_db(conn)
+                .update(**step_changes)
+            )
+        recorded = await events.record(
+            conn,
+            topics=execution_topics(execution),
+            type=event_type,
+            entity_type="execution",
+            entity_id=str(execution.id),
+            data=execution_data(execution),
+            user_id=user_id,
+            correlation_id=execution.correlation_id,
+        )
+    await events.publish(recorded)
+
+
+async def finish(
+    execution: PipelineExecution,
+    events: ExecutionEvents,
+    *,
+    status: str,
+    error: dict[str, Any] | None = None,
+    result: dict[str, Any] | None = None,
+    user_id: UUID | None = None,
+) -> None:
+    changes: dict[str, Any] = {"status": status, "completed_at": now(), "error": error}
+    if status == "succeeded":
+        changes["progress"] = 1.0
+    if result is not None:
+        changes["result"] = result
+    await transition(
+        execution,
+        events,
+        f"execution.{status}",
+        changes,
+        user_id=user_id,
+        step_changes={"status": "skipped"} if status != "succeeded" else None,
+    )
+
+
+async def mark_crashed(execution: PipelineExecution, events: ExecutionEvents) -> None:
+    await transition(
+        execution,
+        events,
+        "execution.crashed",
+        {"status": "crashed", "completed_at": now(), "error": {"message": CRASHED_MESSAGE}},
+        step_changes={"status": "failed", "error": {"message": CRASHED_MESSAGE}},
+    )
+
+
+async def crash_orphans(live_tokens: set[str], events: ExecutionEvents) -> int:
+    """Executions whose owning process is gone become `crashed`, never stuck."""
+    orphans = await PipelineExecution.filter(status__in=ACTIVE_STATUSES).exclude(
+        owner_token__in=list(live_tokens)
+    )
+    for execution in orphans:
+        await mark_crashed(execution, events)
+    if orphans:
+        logger.warning("{} execution(s) of stopped processes marked crashed", len(orphans))
+    return len(orphans)
+
+
+# --- one run ---------------------------------------------------------------------------------
+
+
+class ExecutionRun:
+    """Drives the engine executor for one execution and mirrors it into storage and the bus."""
+
+    def __init__(self, deps: PipelineActorDeps, execution: PipelineExecution, cancel: CancelToken):
+        self.deps = deps
+        self.execution = execution
+        self.cancel = cancel
+        self.work_dir = deps.work_root / str(execution.pipeline_id) / _work_key(execution)
+
+    async def run(self) -> None:
+        execution = self.execution
+        pipeline = await Pipeline.get(id=execution.pipeline_id)
+        try:
+            graph = await load_graph(pipeline, execution.version)
+        except InvalidPipeline as exc:
+            await finish(execution, self.deps.events, status="failed", error={"message": str(exc)})
+            return
+        await self._start(graph)
+        io = await connector_io(self.deps, pipeline.id, graph)
+        resume_from = await self._resume_from()
+        result = await execute(
+            graph,
+            reader=io,
+            destinations=io,
+            on_step=self._on_step,
+            on_progress=self._on_progress,
+            on_log=self._on_log,
+            cancel=self.cancel,
+            work_dir=self.work_dir,
+            resume_from=resume_from,
+            batch_size=self.deps.batch_size,
+        )
+        summary = {
+            "work_key": _work_key(execution),
+            "rows": result.rows,
+            "outputs": {k: v.model_dump() for k, v in result.outputs.items()},
+            "reused": result.reused,
+        }
+        if result.status == "succeeded":
+            summary["datasets"] = await self._record_datasets(graph, pipeline, result.outputs)
+            await self._save_cursors(pipeline.id, graph, io)
+            await asyncio.to_thread(shutil.rmtree, self.work_dir, True)
+            await finish(execution, self.deps.events, status="succeeded", result=summary)
+            return
+        error = {"message": result.error or result.status, "node_id": result.failed_node}
+        await finish(execution, self.deps.events, status=result.status, error=error, result=summary)
+
+    async def _start(self, graph: ExecutionGraph) -> None:
+        async with in_transaction() as conn:
+            await ExecutionStep.filter(execution_id=self.execution.id).using_db(conn).delete()
+            await ExecutionStep.bulk_create(
+                [
+                    ExecutionStep(
+                        execution_id=self.execution.id,
+                        node_id=node_id,
+                        node_type=graph.node(node_id).type,
+                        position=position,
+                    )
+                    for position, node_id in enumerate(graph.order)
+                ],
+                using_db=conn,
+            )
+        await transition(
+            self.execution,
+            self.deps.events,
+            "execution.started",
+            {"status": "running", "started_at": now(), "progress": 0.0},
+        )
+        await self._on_log("info", f"run started (version {self.execution.version})", None)
+
+    async def _resume_from(self) -> set[str] | None:
+        """Retry: re-run the nodes that did not succeed last time; the rest may be reused."""
+        if self.execution.retry_of_id is None:
+            return None
+        steps = await ExecutionStep.filter(execution_id=self.execution.retry_of_id)
+        return {step.node_id for step in steps if step.status != "succeeded"}
+
+    async def _on_step(self, update: StepUpdate) -> None:
+        changes: dict[str, Any] = {"status": update.status.value}
+        for name in ("rows_in", "rows_out", "started_at", "completed_at"):
+            value = getattr(update, name)
+            if value is not None:
+                changes[name] = value
+        if update.error:
+            changes["error"] = {"message": update.error}
+        event_type = STEP_EVENTS.get(update.status.value, "step.updated")
+        async with in_transaction() as conn:
+            await (
+                ExecutionStep.filter(execution_id=self.execution.id, node_id=update.node_id)
+                .using_db(conn)
+                .update(**changes)
+            )
+            recorded = await self.deps.events.record(
+                conn,
+                topics=[f"execution:{self.execution.id}"],
+                type=event_type,
+                entity_type="execution",
+                entity_id=str(self.execution.id),
+                data={
+                    "execution_id": str(self.execution.id),
+                    **update.model_dump(mode="json", exclude_none=True),
+                },
+                user_id=None,
+                correlation_id=self.execution.correlation_id,
+            )
+        await self.deps.events.publish(recorded)
+
+    async def _on_progress(self, progress: float) -> None:
+        await transition(
+            self.execution, self.deps.events, "execution.progress", {"progress": progress}
+        )
+
+    async def _on_log(self, level: str, message: str, node_id: str | None) -> None:
+        row = await ExecutionLog.create(
+            execution_id=self.execution.id, level=level.upper(), message=message, node_id=node_id
+        )
+        event = BusEvent(
+            topic=f"logs:{self.execution.id}",
+            seq=row.id,  # log ids only grow: a natural per-topic sequence
+            type="execution.log",
+            entity_type="execution",
+            entity_id=str(self.execution.id),
+            data=log_view(row),
+            correlation_id=self.execution.correlation_id,
+        )
+        try:
+            await self.deps.publish_live(event)
+        except Exception as exc:  # the line is stored; readers page through the API
+            logger.warning("could not publish a log line: {}", exc)
+
+    async def _record_datasets(
+        self, graph: ExecutionGraph, pipeline: Pipeline, outputs: dict[str, WriteResult]
+    ) -> dict[str, Any]:
+        """The catalog rows of the datasets this run wrote, and the version each replaced."""
+        store = store_for(self.deps.connector_context)
+        written = {}
+        for node_id, output in outputs.items():
+            if graph.node(node_id).type != "destination.dataset" or output.version is None:
+                continue
+            info = await asyncio.to_thread(store.version_info, output.stream, output.version)
+            written[node_id] = {
+                "dataset": output.stream,
+                "version": output.version,
+                "previous": info.parent,
+                "rows": output.rows_written,
+            }
+            dataset, created = await Dataset.get_or_create(
+                name=output.stream,
+                defaults={"pipeline_id": pipeline.id, "current_version": output.version},
+            )
+            if not created:
+                dataset.current_version = output.version
+                dataset.pipeline_id = pipeline.id
+                await dataset.save(update_fields=["current_version", "pipeline_id", "updated_at"])
+        return written
+
+    async def _save_cursors(
+        self, pipeline_id: UUID, graph: ExecutionGraph, io: CursorTrackingIO
+    ) -> None:
+        """Incremental state moves forward only after the writes were committed."""
+        for node_id, cursor in io.cursors.items():
+            node = graph.node(node_id)
+            connector = await Connector.get_or_none(id=node.config["connector_id"])
+            if connector is None:
+                continue
+            state = dict(connector.state or {})
+            state[state_key(pipeline_id, node_id)] = {
+                "stream": node.config.get("stream"),
+                "cursor_field": node.config.get("cursor_field"),
+                "cursor": json_safe(cursor),
+            }
+            await Connector.filter(id=connector.id).update(state=state)
+
+
+def log_view(row: ExecutionLog) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "ts": row.ts.isoformat(),
+        "level": row.level,
+        "message": row.message,
+        "node_id": row.node_id,
+        "data": row.data,
+    }
