@@ -173,7 +173,12 @@ class _Cache:
         shutil.rmtree(self.node_dir(node_id), ignore_errors=True)
 
     def scan(self, node_id: str, port: str) -> pl.LazyFrame:
-        return pl.scan_parquet(self.port_dir(node_id, port) / "*.parquet")
+        parts = sorted(self.port_dir(node_id, port).glob("*.parquet"))
+        if len(parts) == 1:
+            return pl.scan_parquet(parts[0])
+        # Batches from one source may differ (a column all-null in one batch, typed in the
+        # next; a field missing from one API page): stack by name, widening types.
+        return pl.concat([pl.scan_parquet(part) for part in parts], how="diagonal_relaxed")
 
     def write_part(self, node_id: str, port: str, frame: pl.DataFrame, number: int) -> None:
         directory = self.port_dir(node_id, port)

@@ -238,14 +238,14 @@ class _Propagation:
 
     @staticmethod
     def _derived_earlier(node: GraphNode, path: ConfigPath, column: str) -> bool:
-        # derive/mapping items may use columns created by earlier items.
-        if len(path) < 2 or not isinstance(path[1], int):
+        # A derive column may use the columns derived before it (mapping rules may not: they
+        # all read the input).
+        if transform_name(node.type) != "derive" or len(path) < 2:
             return False
-        items = node.config.get(path[0]) or []
+        items = node.config.get("columns") or []
+        position = path[1] if isinstance(path[1], int) else 0
         return any(
-            item.get("name") == column or item.get("target") == column
-            for item in items[: path[1]]
-            if isinstance(item, dict)
+            isinstance(item, dict) and item.get("name") == column for item in items[:position]
         )
 
     def _check_transform(self, node: GraphNode, inputs: dict[str, list[Field]]) -> None:

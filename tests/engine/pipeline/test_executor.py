@@ -499,3 +499,22 @@ async def test_columns_survive_a_step_that_keeps_no_rows(tmp_path):
     # The derive ran on an empty batch that still had the columns.
     (output,) = tmp_path.glob("d-*/out")
     assert pl.scan_parquet(output / "*.parquet").collect_schema().names() == ["id", "group", "x"]
+
+
+async def test_batches_with_drifting_columns_are_stacked_by_name():
+    class Drifting(GeneratedReader):
+        async def read(self, graph_node, *, limit=None):
+            yield pl.DataFrame({"id": [2], "note": [None]})  # all-null: Null dtype
+            yield pl.DataFrame({"id": [1], "note": ["x"], "extra": [1.5]})
+
+    doc = document(
+        [generated_source(), node("s", "transform.sort", {"by": [{"column": "id"}]}), dest("out")],
+        [edge("src", "s"), edge("s", "out")],
+    )
+    destinations = RecordingDestinations()
+    result = await execute(compile_graph(doc), reader=Drifting(0), destinations=destinations)
+    assert result.status == "succeeded", result.error
+    assert destinations.writers["out"].published.to_dicts() == [
+        {"id": 1, "note": "x", "extra": 1.5},
+        {"id": 2, "note": None, "extra": None},
+    ]

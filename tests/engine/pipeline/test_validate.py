@@ -320,3 +320,29 @@ async def test_garbage_document_is_reported_not_raised():
     }
     result = await validate([1, 2])
     assert not result.valid
+
+
+async def test_mapping_rules_read_the_input_only():
+    doc = document(
+        [
+            inline("src", ROWS),
+            node(
+                "m",
+                "transform.mapping",
+                {
+                    "rules": [
+                        {"target": "total", "source": "amount"},
+                        {"target": "twice", "expression": "total * 2"},
+                        {"target": "who", "source": "nobody"},
+                    ]
+                },
+            ),
+            dataset_out("out"),
+        ],
+        [edge("src", "m"), edge("m", "out")],
+    )
+    result = await validate(doc)
+    assert sorted(issues(result, "unknown_column")) == [
+        ("m", None, "/nodes/1/data/config/rules/1/expression"),
+        ("m", None, "/nodes/1/data/config/rules/2/source"),
+    ]
