@@ -346,3 +346,15 @@ async def test_mapping_rules_read_the_input_only():
         ("m", None, "/nodes/1/data/config/rules/1/expression"),
         ("m", None, "/nodes/1/data/config/rules/2/source"),
     ]
+
+
+async def test_rename_onto_an_existing_column():
+    doc = document(
+        [
+            inline("src", ROWS),
+            node("r", "transform.rename", {"mapping": {"name": "id"}}),
+            dataset_out("out"),
+        ],
+        [edge("src", "r"), edge("r", "out")],
+    )
+    assert issues(await validate(doc), "duplicate_column") == [("r", None, "/nodes/1/data/config")]
