@@ -11,9 +11,12 @@ from sanic_ext import Extend
 
 from app.auth.access import undeclared_routes
 from app.auth.routes import bp as auth_bp
+from app.builder.routes import bp as builder_bp
 from app.connectors.routes import bp as connectors_bp
 from app.core.errors import register_error_handlers
 from app.core.middleware import register_middleware
+from app.datasets.routes import bp as datasets_bp
+from app.executions.routes import bp as executions_bp
 from app.health.routes import bp as health_bp
 from app.health.routes import metrics_bp
 from app.jobs.routes import bp as jobs_bp
@@ -21,6 +24,8 @@ from app.logging import configure_logging
 from app.pipelines.routes import bp as pipelines_bp
 from app.services import build_services
 from app.settings import Settings, get_settings
+from app.templates.routes import bp as templates_bp
+from app.templates.service import seed_builtin_templates
 from app.transformations.routes import bp as transformations_bp
 from app.users.routes import bp as users_bp
 from storage.db import close_db, init_db
@@ -35,6 +40,10 @@ BLUEPRINTS = (
     health_bp,
     metrics_bp,
     jobs_bp,
+    executions_bp,
+    builder_bp,
+    templates_bp,
+    datasets_bp,
 )
 _app_numbers = count()
 
@@ -91,6 +100,7 @@ def _register_lifecycle(app: Sanic, settings: Settings) -> None:
             raise RuntimeError(f"routes without an access rule: {missing}")
         await init_db(settings.database_url)
         app.ctx.services = await build_services(settings)
+        await seed_builtin_templates()
         logger.info(
             "ready: database={} mode={}",
             settings.database_url.split("://")[0],

@@ -12,7 +12,9 @@ from redis.asyncio import Redis
 
 from actors.bus.base import EventBus
 from actors.bus.memory import MemoryBus
+from actors.bus.outbox import OutboxEvents
 from actors.bus.redis import RedisBus
+from actors.directory import ActorDirectory, InProcessDirectory
 from actors.jobs import JobQueue
 from actors.jobs.arq_queue import ArqJobQueue
 from actors.jobs.inprocess_queue import InProcessJobQueue
@@ -23,6 +25,8 @@ from app.auth.service import AuthService
 from app.auth.tokens import TokenCodec
 from app.connectors.secrets import SecretBox
 from app.connectors.service import ConnectorService
+from app.executions.runtime import actor_supervisor, process_token
+from app.executions.service import ExecutionService
 from app.jobs.environment import job_policy, job_resources
 from app.jobs.kinds import load_job_kinds
 from app.settings import Settings
@@ -38,8 +42,10 @@ class Services:
     redis: Redis | None
     bus: EventBus
     jobs: JobQueue
+    executions: ExecutionService
 
     async def close(self) -> None:
+        await self.executions.close()
         await self.jobs.close()
         await self.bus.close()
         if self.redis is not None:
@@ -76,6 +82,7 @@ async def build_services(settings: Settings) -> Services:
     principals = PrincipalCache()
     bus = _event_bus(redis)
     await bus.start()
+    connectors = ConnectorService(SecretBox(settings.SECRET_KEY))
     auth = AuthService(
         tokens, principals, _login_limiter(settings, redis), settings.ALLOW_SELF_REGISTRATION
     )
@@ -84,10 +91,25 @@ async def build_services(settings: Settings) -> Services:
         tokens=tokens,
         principals=principals,
         auth=auth,
-        connectors=ConnectorService(SecretBox(settings.SECRET_KEY)),
+        connectors=connectors,
         redis=redis,
         bus=bus,
         jobs=_job_queue(settings, bus),
+        executions=ExecutionService(
+            _actor_directory(settings, connectors, redis, bus), settings.SCHEDULER_INTERVAL_SECONDS
+        ),
     )
     await services.jobs.start()
+    await services.executions.start()
     return services
+
+
+def _actor_directory(
+    settings: Settings, connectors: ConnectorService, redis: Redis | None, bus: EventBus
+) -> ActorDirectory:
+    # Scaled mode will hold each pipeline's owner with a Redis lease; until then every
+    # process owns the pipelines it is asked about (right for one web process).
+    events = OutboxEvents()
+    token = process_token()
+    supervisor = actor_supervisor(settings, connectors, events, bus, token)
+    return InProcessDirectory(supervisor, events, token)

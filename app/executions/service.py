@@ -21,6 +21,7 @@ from actors.pipeline_actor import (
     Run,
 )
 from actors.runtime import ActorError, ActorStopped, MailboxFull
+from actors.scheduler import Scheduler
 from app.auth.principal import Principal
 from app.core.errors import (
     Conflict,
@@ -70,13 +71,16 @@ def as_problem(exc: Exception) -> Problem:
 
 
 class ExecutionService:
-    def __init__(self, directory: ActorDirectory):
+    def __init__(self, directory: ActorDirectory, schedule_interval: float):
         self.directory = directory
+        self.scheduler = Scheduler(directory, schedule_interval)
 
     async def start(self) -> None:
         await self.directory.start()
+        await self.scheduler.start()
 
     async def close(self) -> None:
+        await self.scheduler.close()
         await self.directory.close()
 
     async def ask(
