@@ -21,6 +21,7 @@ from app.health.routes import bp as health_bp
 from app.health.routes import metrics_bp
 from app.jobs.routes import bp as jobs_bp
 from app.logging import configure_logging
+from app.notifications.routes import bp as notifications_bp
 from app.pipelines.routes import bp as pipelines_bp
 from app.services import build_services
 from app.settings import Settings, get_settings
@@ -40,6 +41,7 @@ BLUEPRINTS = (
     health_bp,
     metrics_bp,
     jobs_bp,
+    notifications_bp,
     executions_bp,
     builder_bp,
     templates_bp,

@@ -29,6 +29,7 @@ from app.executions.runtime import actor_supervisor, process_token
 from app.executions.service import ExecutionService
 from app.jobs.environment import job_policy, job_resources
 from app.jobs.kinds import load_job_kinds
+from app.notifications.service import NotificationService
 from app.settings import Settings
 
 
@@ -42,9 +43,12 @@ class Services:
     redis: Redis | None
     bus: EventBus
     jobs: JobQueue
+    notifications: NotificationService | None = None  # events → notification jobs
     executions: ExecutionService
 
     async def close(self) -> None:
+        if self.notifications is not None:
+            await self.notifications.close()
         await self.executions.close()
         await self.jobs.close()
         await self.bus.close()
@@ -100,6 +104,8 @@ async def build_services(settings: Settings) -> Services:
         ),
     )
     await services.jobs.start()
+    services.notifications = NotificationService(bus, services.jobs, settings.SMTP_URL is not None)
+    await services.notifications.start()
     await services.executions.start()
     return services
 

@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 
 from redis.asyncio import Redis
 
+from actors.bus.outbox import outbox
 from actors.bus.redis import RedisBus
 from actors.jobs.arq_queue import JobEnvironment
 from actors.jobs.runner import RunnerPolicy
@@ -38,9 +39,11 @@ async def job_environment(settings: Settings) -> AsyncIterator[JobEnvironment]:
     redis = Redis.from_url(settings.REDIS_URL)
     bus = RedisBus(redis)
     await bus.start()
+    outbox.bus = bus  # events jobs record (e.g. notification.created) go out after commit
     try:
         yield JobEnvironment(bus, job_policy(settings), job_resources(settings))
     finally:
+        outbox.bus = None
         await bus.close()
         await redis.aclose()
         await close_db()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib
 
-JOB_MODULES = ("app.jobs.maintenance",)
+JOB_MODULES = ("app.jobs.maintenance", "app.notifications.jobs")
 
 
 def load_job_kinds() -> None:
