@@ -16,13 +16,17 @@ from app.connectors.routes import bp as connectors_bp
 from app.core.errors import register_error_handlers
 from app.core.middleware import register_middleware
 from app.datasets.routes import bp as datasets_bp
+from app.events.routes import bp as events_bp
 from app.executions.routes import bp as executions_bp
 from app.health.routes import bp as health_bp
 from app.health.routes import metrics_bp
 from app.jobs.routes import bp as jobs_bp
 from app.logging import configure_logging
+from app.monitoring.routes import bench_bp
+from app.monitoring.routes import bp as monitoring_bp
 from app.notifications.routes import bp as notifications_bp
 from app.pipelines.routes import bp as pipelines_bp
+from app.realtime.routes import bp as realtime_bp
 from app.services import build_services
 from app.settings import Settings, get_settings
 from app.templates.routes import bp as templates_bp
@@ -36,16 +40,19 @@ BLUEPRINTS = (
     auth_bp,
     users_bp,
     pipelines_bp,
+    executions_bp,
+    builder_bp,
+    templates_bp,
+    datasets_bp,
     connectors_bp,
     transformations_bp,
     health_bp,
     metrics_bp,
     jobs_bp,
     notifications_bp,
-    executions_bp,
-    builder_bp,
-    templates_bp,
-    datasets_bp,
+    events_bp,
+    monitoring_bp,
+    realtime_bp,
 )
 _app_numbers = count()
 
@@ -59,7 +66,8 @@ def create_app(settings: Settings | None = None) -> Sanic:
     _configure(app, settings)
     register_error_handlers(app)
     register_middleware(app)
-    for blueprint in BLUEPRINTS:
+    blueprints = (*BLUEPRINTS, bench_bp) if settings.BENCH_HOOKS else BLUEPRINTS
+    for blueprint in blueprints:
         app.blueprint(blueprint.copy(blueprint.name) if Sanic.test_mode else blueprint)
     app.static("/docs/assets", STATIC_DIR / "swagger-ui", name="docs_assets")
     _register_lifecycle(app, settings)
@@ -69,6 +77,9 @@ def create_app(settings: Settings | None = None) -> Sanic:
 def _configure(app: Sanic, settings: Settings) -> None:
     app.config.update(
         REQUEST_MAX_SIZE=settings.MAX_BODY_BYTES,
+        WEBSOCKET_MAX_SIZE=settings.WS_MAX_MESSAGE_BYTES,
+        WEBSOCKET_PING_INTERVAL=settings.WS_PING_INTERVAL_SECONDS,
+        WEBSOCKET_PING_TIMEOUT=settings.WS_PING_TIMEOUT_SECONDS,
         REQUEST_TIMEOUT=30,
         RESPONSE_TIMEOUT=60,
         KEEP_ALIVE_TIMEOUT=30,

@@ -30,6 +30,7 @@ from app.executions.service import ExecutionService
 from app.jobs.environment import job_policy, job_resources
 from app.jobs.kinds import load_job_kinds
 from app.notifications.service import NotificationService
+from app.realtime.service import Realtime
 from app.settings import Settings
 
 
@@ -41,15 +42,22 @@ class Services:
     auth: AuthService
     connectors: ConnectorService
     redis: Redis | None
+    executions: ExecutionService
     bus: EventBus
     jobs: JobQueue
+    realtime: Realtime | None = None  # WebSocket hub, live metrics, outbox relay
     notifications: NotificationService | None = None  # events → notification jobs
-    executions: ExecutionService
+
+    @property
+    def hub(self):
+        return self.realtime.hub
 
     async def close(self) -> None:
+        if self.realtime is not None:
+            await self.realtime.close()
+        await self.executions.close()
         if self.notifications is not None:
             await self.notifications.close()
-        await self.executions.close()
         await self.jobs.close()
         await self.bus.close()
         if self.redis is not None:
@@ -84,9 +92,9 @@ async def build_services(settings: Settings) -> Services:
     redis = Redis.from_url(settings.REDIS_URL) if settings.REDIS_URL else None
     tokens = TokenCodec(settings)
     principals = PrincipalCache()
+    connectors = ConnectorService(SecretBox(settings.SECRET_KEY))
     bus = _event_bus(redis)
     await bus.start()
-    connectors = ConnectorService(SecretBox(settings.SECRET_KEY))
     auth = AuthService(
         tokens, principals, _login_limiter(settings, redis), settings.ALLOW_SELF_REGISTRATION
     )
@@ -97,16 +105,18 @@ async def build_services(settings: Settings) -> Services:
         auth=auth,
         connectors=connectors,
         redis=redis,
-        bus=bus,
-        jobs=_job_queue(settings, bus),
         executions=ExecutionService(
             _actor_directory(settings, connectors, redis, bus), settings.SCHEDULER_INTERVAL_SECONDS
         ),
+        bus=bus,
+        jobs=_job_queue(settings, bus),
     )
     await services.jobs.start()
     services.notifications = NotificationService(bus, services.jobs, settings.SMTP_URL is not None)
     await services.notifications.start()
     await services.executions.start()
+    services.realtime = Realtime(settings, bus, principals)
+    await services.realtime.start()
     return services
 
 

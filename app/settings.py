@@ -46,6 +46,10 @@ class Settings(BaseSettings):
     LOGIN_RATE_WINDOW_SECONDS: int = Field(60, ge=1)
     MAX_BODY_BYTES: int = Field(1024 * 1024, ge=1024)
     ACCESS_LOG: bool = True
+    # Pipelines: rows per batch through the executor; idle actors stop after this long.
+    PIPELINE_BATCH_SIZE: int = Field(50_000, ge=100, le=5_000_000)
+    ACTOR_IDLE_SECONDS: float = Field(300.0, ge=1.0)
+    SCHEDULER_INTERVAL_SECONDS: float = Field(5.0, ge=0.5, le=300.0)
 
     # Background jobs (app/jobs): in-process worker (embedded) or ARQ workers (scaled).
     JOB_QUEUE_NAME: str = Field("arq:queue", min_length=1, max_length=100)
@@ -61,6 +65,21 @@ class Settings(BaseSettings):
     # Email notifications: SMTP_URL like smtp://user:pass@host:587?starttls=1 or
     # smtps://host:465; unset → the email channel is off.
     SMTP_TIMEOUT_SECONDS: float = Field(30.0, gt=0, le=300)
+
+    # Real-time (WebSocket hub, outbox relay, live metrics)
+    WS_SEND_QUEUE: int = Field(512, ge=1, le=100_000)  # messages queued per socket, then 4008
+    WS_MAX_MESSAGE_BYTES: int = Field(64 * 1024, ge=1024, le=16 * 1024 * 1024)
+    WS_RATE_LIMIT: float = Field(20.0, gt=0)  # client messages per second per socket
+    WS_RATE_BURST: int = Field(40, ge=1)
+    WS_MAX_TOPICS: int = Field(200, ge=1, le=10_000)
+    WS_PING_INTERVAL_SECONDS: float = Field(20.0, gt=0)
+    WS_PING_TIMEOUT_SECONDS: float = Field(20.0, gt=0)
+    WS_RECORD_FLUSH_SECONDS: float = Field(1.0, gt=0)  # websocket_connections batched writes
+    WS_LAST_PING_SECONDS: float = Field(30.0, gt=0)  # last_ping refresh; 3x = stale row
+    OUTBOX_RELAY_INTERVAL_SECONDS: float = Field(10.0, gt=0)
+    OUTBOX_RELAY_GRACE_SECONDS: float = Field(5.0, ge=0)  # younger rows may be mid-publish
+    METRICS_INTERVAL_MS: int = Field(2000, ge=250)  # default interval of metrics:* topics
+    BENCH_HOOKS: bool = False  # POST /api/v1/bench/publish for bench/ws.py; never in production
 
     @field_validator("ALLOWED_ORIGINS", mode="before")
     @classmethod

@@ -49,7 +49,11 @@ def authenticates_itself(handler: F) -> F:
 
 
 def access_of(handler: Callable[..., Any]) -> Access | None:
-    return getattr(handler, ACCESS_ATTR, None)
+    access = getattr(handler, ACCESS_ATTR, None)
+    if access is None and getattr(handler, "is_websocket", False):
+        # Sanic wraps WebSocket handlers in partial(_websocket_handler, handler, ...).
+        return getattr(handler.args[0], ACCESS_ATTR, None)
+    return access
 
 
 def bearer_token(request: Request) -> str | None:

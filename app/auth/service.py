@@ -8,8 +8,9 @@ from datetime import UTC, datetime, timedelta
 from uuid import UUID, uuid4
 
 from tortoise.exceptions import IntegrityError
-from tortoise.transactions import in_transaction
 
+from actors.bus import outbox
+from actors.bus.outbox import record_event
 from app.auth.passwords import hash_password, verify_password
 from app.auth.principal import Principal, PrincipalCache
 from app.auth.ratelimit import RateLimiter
@@ -34,20 +35,22 @@ class AuthService:
     async def register(self, body: RegisterRequest) -> User:
         """The first user becomes admin; after that only if self-registration is on."""
         password_hash = await hash_password(body.password)
-        async with in_transaction() as conn:
+        async with outbox.transaction() as conn:
             await exclusive(conn, "first-user")
             is_first = not await User.all().using_db(conn).exists()
             if not is_first and not self.allow_self_registration:
                 raise Forbidden(
                     "Self-registration is disabled; ask an administrator for an account."
                 )
-            return await create_user(
+            user = await create_user(
                 normalise_email(body.email),
                 password_hash,
                 body.full_name,
                 Role.ADMIN if is_first else Role.VIEWER,
                 conn,
             )
+            await record_user_event(conn, "user.created", user, user.id)
+        return user
 
     async def login(self, body: LoginRequest, client_ip: str) -> TokenPair:
         email = normalise_email(body.email)
@@ -99,12 +102,18 @@ class AuthService:
         return self._token_pair(user, family.id, new_jti)
 
     async def logout(self, principal: Principal) -> None:
-        await self.revoke_family(principal.session_id, "logout")
+        # The event makes every process close this session's sockets.
+        async with outbox.transaction() as conn:
+            await self.revoke_family(principal.session_id, "logout", conn)
+            data = {"session_id": principal.session_id}
+            await record_event(conn, "user.logged_out", "user", principal.id, data, principal.id)
         self.principals.forget_user(principal.id)
 
-    async def revoke_family(self, family_id: UUID, reason: str) -> None:
-        await RefreshTokenFamily.filter(id=family_id, revoked_at=None).update(
-            revoked_at=datetime.now(UTC), revoked_reason=reason
+    async def revoke_family(self, family_id: UUID, reason: str, conn=None) -> None:
+        await (
+            RefreshTokenFamily.filter(id=family_id, revoked_at=None)
+            .using_db(conn)
+            .update(revoked_at=datetime.now(UTC), revoked_reason=reason)
         )
 
     async def revoke_all_sessions(self, user_id: UUID, reason: str) -> None:
@@ -140,3 +149,12 @@ async def create_user(
 
 def _new_jti() -> str:
     return secrets.token_urlsafe(24)
+
+
+async def record_user_event(
+    conn, type_: str, user: User, actor_id: UUID | None, changed=()
+) -> None:
+    """Audit event about an account; on topic user:<id> it also tells every process's
+    WebSocket hub to re-check that user's sockets."""
+    data = {"email": user.email, "role": str(user.role), "changed": list(changed)}
+    await record_event(conn, type_, "user", user.id, data, actor_id)

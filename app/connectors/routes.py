@@ -99,7 +99,9 @@ async def get_connector(request: Request, connector_id: str):
 )
 async def update_connector(request: Request, connector_id: str):
     connector_uuid = parse_uuid(connector_id, "connector")
-    connector = await _service(request).update(connector_uuid, parse_body(request, ConnectorUpdate))
+    connector = await _service(request).update(
+        connector_uuid, parse_body(request, ConnectorUpdate), current_principal(request)
+    )
     return json_response(ConnectorService.public_view(connector))
 
 
@@ -107,5 +109,7 @@ async def update_connector(request: Request, connector_id: str):
 @requires(Role.EDITOR)
 @doc(tag="connectors", summary="Delete a connector", status=204, errors=(404,))
 async def delete_connector(request: Request, connector_id: str):
-    await _service(request).delete(parse_uuid(connector_id, "connector"))
+    await _service(request).delete(
+        parse_uuid(connector_id, "connector"), current_principal(request)
+    )
     return no_content()

@@ -9,6 +9,8 @@ from uuid import UUID
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError as SchemaError
 
+from actors.bus import outbox
+from actors.bus.outbox import record_event
 from app.auth.principal import Principal
 from app.connectors.schemas import ConnectorCreate, ConnectorUpdate
 from app.connectors.secrets import SecretBox, mask, restore_masked
@@ -79,15 +81,21 @@ class ConnectorService:
     async def create(self, principal: Principal, body: ConnectorCreate) -> Connector:
         spec = _known_spec(body.type)
         validate_config(spec, body.config)
-        return await Connector.create(
-            owner_id=principal.id,
-            name=body.name,
-            type=body.type,
-            description=body.description,
-            config=self.secrets.seal(body.config, spec.secret_fields),
-        )
+        async with outbox.transaction() as conn:
+            connector = await Connector.create(
+                owner_id=principal.id,
+                name=body.name,
+                type=body.type,
+                description=body.description,
+                config=self.secrets.seal(body.config, spec.secret_fields),
+                using_db=conn,
+            )
+            await _record(conn, "connector.created", connector, principal)
+        return connector
 
-    async def update(self, connector_id: UUID, body: ConnectorUpdate) -> Connector:
+    async def update(
+        self, connector_id: UUID, body: ConnectorUpdate, principal: Principal | None = None
+    ) -> Connector:
         connector = await self.get(connector_id)
         changes = body.model_dump(exclude_unset=True)
         if "config" in changes:
@@ -101,12 +109,18 @@ class ConnectorService:
             )
         for name, value in changes.items():
             setattr(connector, name, value)
-        await connector.save()
+        async with outbox.transaction() as conn:
+            await connector.save(using_db=conn)
+            await _record(conn, "connector.updated", connector, principal, sorted(changes))
         return connector
 
-    async def delete(self, connector_id: UUID) -> None:
-        if not await Connector.filter(id=connector_id).delete():
-            raise NotFound(f"No connector with id {connector_id}.")
+    async def delete(self, connector_id: UUID, principal: Principal | None = None) -> None:
+        async with outbox.transaction() as conn:
+            connector = await Connector.filter(id=connector_id).using_db(conn).first()
+            if connector is None:
+                raise NotFound(f"No connector with id {connector_id}.")
+            await connector.delete(using_db=conn)
+            await _record(conn, "connector.deleted", connector, principal)
 
     def plain_config(self, connector: Connector) -> dict[str, Any]:
         return self.secrets.unseal(connector.config)
@@ -128,3 +142,12 @@ def _known_spec(type_name: str) -> ConnectorSpec:
             ],
         )
     return spec_of(type_name)
+
+
+async def _record(
+    conn, type_: str, connector: Connector, principal: Principal | None, changed=()
+) -> None:
+    # Names only: configuration values (secrets) never go into events.
+    data = {"name": connector.name, "type": connector.type, "changed": list(changed)}
+    user_id = principal.id if principal else None
+    await record_event(conn, type_, "connector", connector.id, data, user_id)

@@ -103,7 +103,7 @@ async def update_pipeline(request: Request, pipeline_id: str):
 @requires(Role.EDITOR)
 @doc(tag="pipelines", summary="Delete a pipeline", status=204, errors=(404,))
 async def delete_pipeline(request: Request, pipeline_id: str):
-    await service.delete(parse_uuid(pipeline_id, "pipeline"))
+    await service.delete(parse_uuid(pipeline_id, "pipeline"), current_principal(request))
     return no_content()
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
-from tortoise.transactions import in_transaction
-
+from actors.bus import outbox
+from actors.bus.outbox import record_event
 from app.auth.principal import Principal
 from app.core.errors import Conflict, NotFound
 from app.pipelines.schemas import PipelineCreate, PipelineUpdate
@@ -34,7 +34,7 @@ async def get_pipeline(pipeline_id: UUID) -> Pipeline:
 
 async def create(principal: Principal, body: PipelineCreate) -> Pipeline:
     definition = body.visual_definition.model_dump(mode="json")
-    async with in_transaction() as conn:
+    async with outbox.transaction() as conn:
         pipeline = await Pipeline.create(
             owner_id=principal.id,
             name=body.name,
@@ -48,16 +48,21 @@ async def create(principal: Principal, body: PipelineCreate) -> Pipeline:
             using_db=conn,
         )
         await _snapshot(pipeline, principal, conn)
+        await _record(conn, "pipeline.created", pipeline, principal)
     return pipeline
 
 
 async def update(
-    principal: Principal, pipeline_id: UUID, body: PipelineUpdate, expected_version: int | None
+    principal: Principal,
+    pipeline_id: UUID,
+    body: PipelineUpdate,
+    expected_version: int | None,
+    restored_from: int | None = None,
 ) -> Pipeline:
     changes = body.model_dump(exclude_unset=True, mode="json")
     if "visual_definition" in changes:
         changes["execution_graph"] = compile_definition(changes["visual_definition"])
-    async with in_transaction() as conn:
+    async with outbox.transaction() as conn:
         pipeline = await Pipeline.filter(id=pipeline_id).using_db(conn).select_for_update().first()
         if pipeline is None:
             raise NotFound(f"No pipeline with id {pipeline_id}.")
@@ -71,6 +76,12 @@ async def update(
         pipeline.version += 1
         await pipeline.save(using_db=conn)
         await _snapshot(pipeline, principal, conn)
+        if restored_from is None:
+            await _record(conn, "pipeline.updated", pipeline, principal, changed=sorted(changes))
+        else:
+            await _record(
+                conn, "pipeline.version_restored", pipeline, principal, restored_from=restored_from
+            )
     return pipeline
 
 
@@ -82,13 +93,16 @@ async def restore_version(principal: Principal, pipeline_id: UUID, version: int)
         visual_definition=old.visual_definition,
         schedule=old.schedule,
     )
-    return await update(principal, pipeline_id, body, expected_version=None)
+    return await update(principal, pipeline_id, body, expected_version=None, restored_from=version)
 
 
-async def delete(pipeline_id: UUID) -> None:
-    deleted = await Pipeline.filter(id=pipeline_id).delete()
-    if not deleted:
-        raise NotFound(f"No pipeline with id {pipeline_id}.")
+async def delete(pipeline_id: UUID, principal: Principal | None = None) -> None:
+    async with outbox.transaction() as conn:
+        pipeline = await Pipeline.filter(id=pipeline_id).using_db(conn).first()
+        if pipeline is None:
+            raise NotFound(f"No pipeline with id {pipeline_id}.")
+        await pipeline.delete(using_db=conn)
+        await _record(conn, "pipeline.deleted", pipeline, principal)
 
 
 async def get_version(pipeline_id: UUID, version: int) -> PipelineVersion:
@@ -107,3 +121,11 @@ async def _snapshot(pipeline: Pipeline, principal: Principal, conn) -> None:
         using_db=conn,
         **{name: getattr(pipeline, name) for name in VERSIONED_FIELDS},
     )
+
+
+async def _record(
+    conn, type_: str, pipeline: Pipeline, principal: Principal | None, **extra: Any
+) -> None:
+    data = {"name": pipeline.name, "version": pipeline.version, "status": pipeline.status}
+    user_id = principal.id if principal else None
+    await record_event(conn, type_, "pipeline", pipeline.id, {**data, **extra}, user_id)

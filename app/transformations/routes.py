@@ -80,7 +80,9 @@ async def get_transformation(request: Request, transformation_id: str):
 )
 async def update_transformation(request: Request, transformation_id: str):
     transformation_uuid = parse_uuid(transformation_id, "transformation")
-    row = await service.update(transformation_uuid, parse_body(request, TransformationUpdate))
+    row = await service.update(
+        transformation_uuid, parse_body(request, TransformationUpdate), current_principal(request)
+    )
     return json_response(_out(row))
 
 
@@ -88,5 +90,7 @@ async def update_transformation(request: Request, transformation_id: str):
 @requires(Role.EDITOR)
 @doc(tag="transformations", summary="Delete a transformation", status=204, errors=(404,))
 async def delete_transformation(request: Request, transformation_id: str):
-    await service.delete(parse_uuid(transformation_id, "transformation"))
+    await service.delete(
+        parse_uuid(transformation_id, "transformation"), current_principal(request)
+    )
     return no_content()

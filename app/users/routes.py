@@ -44,7 +44,7 @@ async def list_users(request: Request):
     errors=(409,),
 )
 async def create_user(request: Request):
-    user = await service.create(parse_body(request, UserCreate))
+    user = await service.create(parse_body(request, UserCreate), current_principal(request))
     return json_response(_out(user), status=201)
 
 

@@ -3,11 +3,11 @@ from __future__ import annotations
 from uuid import UUID
 
 from tortoise.exceptions import IntegrityError
-from tortoise.transactions import in_transaction
 
+from actors.bus import outbox
 from app.auth.passwords import hash_password, verify_password
 from app.auth.principal import Principal
-from app.auth.service import AuthService, create_user, normalise_email
+from app.auth.service import AuthService, create_user, normalise_email, record_user_event
 from app.core.errors import Conflict, Forbidden, NotFound, Unprocessable
 from app.users.schemas import UserCreate, UserUpdate
 from storage.locks import exclusive
@@ -26,10 +26,14 @@ async def get_visible_user(principal: Principal, user_id: UUID) -> User:
     return user
 
 
-async def create(body: UserCreate) -> User:
-    return await create_user(
-        normalise_email(body.email), await hash_password(body.password), body.full_name, body.role
-    )
+async def create(body: UserCreate, principal: Principal | None = None) -> User:
+    password_hash = await hash_password(body.password)
+    async with outbox.transaction() as conn:
+        user = await create_user(
+            normalise_email(body.email), password_hash, body.full_name, body.role, conn
+        )
+        await record_user_event(conn, "user.created", user, principal.id if principal else None)
+    return user
 
 
 async def update(auth: AuthService, principal: Principal, user_id: UUID, body: UserUpdate) -> User:
@@ -45,26 +49,30 @@ async def update(auth: AuthService, principal: Principal, user_id: UUID, body: U
             "The current password is wrong.",
             errors=[{"pointer": "/current_password", "message": "wrong password"}],
         )
-    async with in_transaction() as conn:
+    changed = sorted(changes)
+    async with outbox.transaction() as conn:
         await exclusive(conn, "admins")
         if await _demotes_last_admin(user, changes, conn):
             raise Conflict("The last active administrator cannot be demoted or deactivated.")
         await _apply(user, changes, conn)
-    if {"role", "is_active", "password"} & changes.keys():
-        # Other sessions of this user must not keep privileges they just lost.
-        keep = principal.session_id if principal.id == user_id else None
-        await _revoke_sessions(auth, user.id, except_session=keep)
+        if {"role", "is_active", "password"} & changes.keys():
+            # Other sessions of this user must not keep privileges they just lost (the event,
+            # published after this commit, closes their sockets).
+            keep = principal.session_id if principal.id == user_id else None
+            await _revoke_sessions(auth, user.id, except_session=keep, conn=conn)
+        await record_user_event(conn, "user.updated", user, principal.id, changed)
     auth.principals.forget_user(user.id)
     return user
 
 
 async def delete(auth: AuthService, principal: Principal, user_id: UUID) -> None:
     user = await get_visible_user(principal, user_id)
-    async with in_transaction() as conn:
+    async with outbox.transaction() as conn:
         await exclusive(conn, "admins")
         if await _demotes_last_admin(user, {"is_active": False}, conn):
             raise Conflict("The last active administrator cannot be deleted.")
         await user.delete(using_db=conn)
+        await record_user_event(conn, "user.deleted", user, principal.id)
     auth.principals.forget_user(user_id)
 
 
@@ -97,9 +105,11 @@ async def _apply(user: User, changes: dict, conn) -> None:
         raise Conflict(f"A user with email {user.email} already exists.") from None
 
 
-async def _revoke_sessions(auth: AuthService, user_id: UUID, except_session: UUID | None) -> None:
-    families = RefreshTokenFamily.filter(user_id=user_id, revoked_at=None)
+async def _revoke_sessions(
+    auth: AuthService, user_id: UUID, except_session: UUID | None, conn=None
+) -> None:
+    families = RefreshTokenFamily.filter(user_id=user_id, revoked_at=None).using_db(conn)
     if except_session is not None:
         families = families.exclude(id=except_session)
     for family_id in await families.values_list("id", flat=True):
-        await auth.revoke_family(family_id, "credentials_changed")
+        await auth.revoke_family(family_id, "credentials_changed", conn)

@@ -1,0 +1,1 @@
+"""System and pipeline snapshots: GET /monitoring/system and the metrics:* topics."""
