@@ -645,6 +645,11 @@ class ExecutionRun:
         if update.error:
             changes["error"] = {"message": update.error}
         event_type = STEP_EVENTS.get(update.status.value, "step.updated")
+        data = {
+            "execution_id": str(self.execution.id),
+            **update.model_dump(mode="json", exclude_none=True),
+            **({"error": changes["error"]} if update.error else {}),
+        }
         async with in_transaction() as conn:
             await (
                 ExecutionStep.filter(execution_id=self.execution.id, node_id=update.node_id)
@@ -657,10 +662,7 @@ class ExecutionRun:
                 type=event_type,
                 entity_type="execution",
                 entity_id=str(self.execution.id),
-                data={
-                    "execution_id": str(self.execution.id),
-                    **update.model_dump(mode="json", exclude_none=True),
-                },
+                data=data,
                 user_id=None,
                 correlation_id=self.execution.correlation_id,
             )

@@ -130,3 +130,53 @@ async def wait_for_status(
             return body
         assert time.monotonic() < deadline, f"execution stuck in {body['status']}: {body}"
         await asyncio.sleep(0.05)
+
+
+async def register_admin(client: httpx.AsyncClient) -> Account:
+    """The first user of a dedicated server (hence its admin, who may also edit)."""
+    from tests.conftest import PASSWORD, login, unique_email
+
+    email = unique_email("owner")
+    response = await client.post(
+        "/api/v1/auth/register", json={"email": email, "password": PASSWORD, "full_name": "Ed"}
+    )
+    assert response.status_code == 201, response.text
+    return await login(client, email)
+
+
+def table_rows(database: Path, table: str) -> list[tuple]:
+    """What a user of the destination database sees (read directly, not through the API)."""
+    import sqlite3
+
+    with sqlite3.connect(database) as conn:
+        return conn.execute(f'SELECT * FROM "{table}" ORDER BY 1').fetchall()
+
+
+def warehouse_canvas(file_connector: str, sqlite_connector: str, dataset: str) -> dict[str, Any]:
+    """CSV → filter → derive → (managed dataset, SQLite table `sales`)."""
+    definition = sales_canvas(file_connector, dataset)
+    definition["nodes"].append(
+        node(
+            "table",
+            "destination.sqlite",
+            {"connector_id": sqlite_connector, "stream": "sales", "mode": "replace"},
+            600,
+        )
+    )
+    definition["edges"].append(edge("tax", "table"))
+    return definition
+
+
+async def wait_until_mid_run(
+    client: httpx.AsyncClient, who: Account, execution_id: str, seconds: float = 60
+) -> dict[str, Any]:
+    """Until the run is going and rows are flowing through the source (it is mid-way)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        body = await wait_for_status(client, who, execution_id, {"running"} | TERMINAL)
+        assert body["status"] == "running", f"the run ended before it could be interrupted: {body}"
+        steps = {step["node_id"]: step for step in body["steps"]}
+        if steps.get("src", {}).get("status") == "running":
+            return body
+        assert time.monotonic() < deadline, body
+        await asyncio.sleep(0.05)
