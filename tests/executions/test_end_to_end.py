@@ -163,9 +163,7 @@ async def test_build_validate_dry_run_run_watch_read_roll_back(server, client, e
     assert dataset["current_version"] == 2
     assert len(await preview(client, viewer, dataset["id"])) == 18
 
-    response = await client.post(
-        f"/api/v1/executions/{second_id}/rollback", headers=editor.headers
-    )
+    response = await client.post(f"/api/v1/executions/{second_id}/rollback", headers=editor.headers)
     assert response.status_code == 200, response.text
     assert (await wait_for_status(client, viewer, second_id))["status"] == "rolled_back"
     dataset = await dataset_named(client, viewer, "e2e_sales")

@@ -99,7 +99,8 @@ async def test_cancel_mid_run_leaves_destinations_unchanged(slow_server):
 
         assert await warehouse.snapshot() == before
         # Cancelling again is a conflict, not a second cancel.
-        again = await client.post(f"/api/v1/executions/{execution_id}/cancel", headers=owner.headers)
+        cancel_url = f"/api/v1/executions/{execution_id}/cancel"
+        again = await client.post(cancel_url, headers=owner.headers)
         assert again.status_code == 409
     assert not slow_server.server_errors()
 
