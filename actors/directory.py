@@ -33,7 +33,7 @@ from actors.pipeline_actor import (
     NotFoundError,
     crash_orphans,
 )
-from actors.runtime import ActorError, MailboxFull, Supervisor
+from actors.runtime import ActorError, ActorStopped, MailboxFull, Supervisor
 from engine.pipeline import Issue
 
 DEFAULT_TIMEOUT = 30.0
@@ -54,7 +54,8 @@ def error_to_wire(exc: ActorError) -> dict[str, Any]:
 
 
 _ERRORS: dict[str, type[ActorError]] = {
-    cls.__name__: cls for cls in (NotFoundError, ConflictError, MailboxFull, ActorError)
+    cls.__name__: cls
+    for cls in (NotFoundError, ConflictError, MailboxFull, ActorStopped, ActorError)
 }
 
 

@@ -15,6 +15,7 @@ from actors.bus.memory import MemoryBus
 from actors.bus.outbox import OutboxEvents
 from actors.bus.redis import RedisBus
 from actors.directory import ActorDirectory, InProcessDirectory
+from actors.directory_redis import RedisDirectory
 from actors.jobs import JobQueue
 from actors.jobs.arq_queue import ArqJobQueue
 from actors.jobs.inprocess_queue import InProcessJobQueue
@@ -123,9 +124,10 @@ async def build_services(settings: Settings) -> Services:
 def _actor_directory(
     settings: Settings, connectors: ConnectorService, redis: Redis | None, bus: EventBus
 ) -> ActorDirectory:
-    # Scaled mode will hold each pipeline's owner with a Redis lease; until then every
-    # process owns the pipelines it is asked about (right for one web process).
+    # Scaled mode: one owner per pipeline across processes (Redis lease + fencing token).
     events = OutboxEvents()
     token = process_token()
     supervisor = actor_supervisor(settings, connectors, events, bus, token)
+    if redis is not None:
+        return RedisDirectory(redis, supervisor, events, token)
     return InProcessDirectory(supervisor, events, token)
