@@ -65,9 +65,10 @@ class Connection:
         # topic -> last seq delivered (0: none yet); stored events are delivered once, in order
         self.topics: dict[str, int] = {}
         # topic -> live events held back while that topic's history is being replayed
-        self.buffers: dict[str, list[tuple[int, str]]] = {}
+        self.buffers: dict[str, list[tuple[int, str]]] | None = None
         self.closing = False
-        self._queue: deque[str] = deque()
+        # Created on the first backlog and dropped once drained: idle sockets stay small.
+        self._queue: deque[str] | None = None
         self._writer: asyncio.Task | None = None
         self._room: asyncio.Event | None = None  # set when a paced sender may go on
         self.rate = rate
@@ -81,9 +82,8 @@ class Connection:
     def deliver(self, topic: str, seq: int, text: str) -> None:
         """A live event: dropped if already delivered (replay, relay), held during replay."""
         if seq:
-            buffered = self.buffers.get(topic)
-            if buffered is not None:
-                buffered.append((seq, text))
+            if self.buffers is not None and topic in self.buffers:
+                self.buffers[topic].append((seq, text))
                 return
             if seq <= self.topics.get(topic, 0):
                 return
@@ -96,7 +96,9 @@ class Connection:
         if self._writer is None and self._can_write_now():
             self._write_now(text)
             return
-        if len(self._queue) >= self.queue_limit:
+        if self._queue is None:
+            self._queue = deque()
+        elif len(self._queue) >= self.queue_limit:
             self.close_too_slow()
             return
         self._queue.append(text)
@@ -106,14 +108,32 @@ class Connection:
     async def send_paced(self, text: str) -> None:
         """Like `send`, but waits while the backlog is large (replays are paced by the client
         instead of overflowing the queue)."""
-        if len(self._queue) > self.queue_limit // 2 and not self.closing:
+        if self.backlog > self.queue_limit // 2 and not self.closing:
             self._room = asyncio.Event()
             await self._room.wait()
         self.send(text)
 
     @property
     def backlog(self) -> int:
-        return len(self._queue)
+        return len(self._queue) if self._queue is not None else 0
+
+    def hold(self, topic: str) -> None:
+        """Hold live events of `topic` back (its history is being replayed)."""
+        if self.buffers is None:
+            self.buffers = {}
+        self.buffers[topic] = []
+
+    def held(self, topic: str) -> int:
+        return len(self.buffers.get(topic, ())) if self.buffers is not None else 0
+
+    def release(self, topic: str) -> list[tuple[int, str]]:
+        """The live events held back for `topic`; from now on they flow again."""
+        if self.buffers is None:
+            return []
+        held = self.buffers.pop(topic, [])
+        if not self.buffers:
+            self.buffers = None
+        return held
 
     def _can_write_now(self) -> bool:
         ws = self.ws
@@ -138,14 +158,14 @@ class Connection:
         try:
             while self._queue and not self.closing:
                 await self.ws.send(self._queue.popleft())
-                if self._room is not None and len(self._queue) <= self.queue_limit // 2:
+                if self._room is not None and self.backlog <= self.queue_limit // 2:
                     self._room.set()
         except Exception as exc:  # the socket went away: the handler cleans up
             logger.debug("socket {} writer stopped: {!r}", self.id, exc)
             self.closing = True
-            self._queue.clear()
         finally:
             self._writer = None
+            self._queue = None
             if self._room is not None:
                 self._room.set()  # a replay waiting for room must not wait forever
 
@@ -156,16 +176,16 @@ class Connection:
             "socket {} of user {} cannot keep up ({} queued): closing 4008",
             self.id,
             self.principal.id,
-            len(self._queue),
+            self.backlog,
         )
-        self._queue.clear()
+        self._queue = None
         message = error_message(
             "slow_consumer", "You are not reading fast enough; reconnect with `since`."
         )
         self._close_now(CLOSE_TOO_SLOW, "too slow", last_words=message)
 
     def close(self, code: int, reason: str, last_words: str | None = None) -> None:
-        self._queue.clear()
+        self._queue = None
         self._close_now(code, reason, last_words)
 
     def _close_now(self, code: int, reason: str, last_words: str | None = None) -> None:

@@ -11,12 +11,12 @@ import asyncio
 from collections import defaultdict
 from uuid import UUID
 
-from loguru import logger
 from pydantic import ValidationError
 from tortoise import connections
 
 from actors.bus.base import BusEvent, EventBus, Subscription
 from actors.bus.outbox import bus_event_from_row
+from actors.pipeline_actor import log_view
 from app.auth.principal import PrincipalCache
 from app.monitoring.sampler import MetricsSampler
 from app.monitoring.service import PipelineMonitor
@@ -24,10 +24,13 @@ from app.realtime import protocol
 from app.realtime.connection import CLOSE_UNAUTHORIZED, Connection
 from app.realtime.recorder import ConnectionRecorder
 from app.realtime.topics import METRIC_TOPICS, authorize
-from storage.models import Event
+from storage.models import Event, ExecutionLog
 from storage.sequences import last_seq
 
 REPLAY_PAGE = 500
+LOGS_PREFIX = "logs:"
+# Events after which a user's sockets must be re-checked (their session may have ended).
+AUTH_EVENTS = frozenset({"user.logged_out", "user.updated", "user.deleted"})
 MAX_REPLAY_BUFFER = 50_000
 
 
@@ -90,7 +93,7 @@ class Hub:
 
     def _forget(self, conn: Connection, topic: str) -> None:
         conn.topics.pop(topic, None)
-        conn.buffers.pop(topic, None)
+        conn.release(topic)
         if topic in METRIC_TOPICS:
             self.sampler.remove(conn, topic)
             return
@@ -104,7 +107,7 @@ class Hub:
 
     def _on_event(self, event: BusEvent) -> None:
         self.pipelines.observe(event)
-        if event.topic.startswith("user:"):
+        if event.type in AUTH_EVENTS:
             self._spawn(self._recheck_user(UUID(event.entity_id)))
         subscribers = self.by_topic.get(event.topic)
         if not subscribers:
@@ -185,7 +188,7 @@ class Hub:
             elif topic not in conn.topics or message.since is not None:
                 conn.topics[topic] = 0
                 if message.since is not None:
-                    conn.buffers[topic] = []
+                    conn.hold(topic)
                 self.by_topic[topic].add(conn)
         self.recorder.topics_changed(conn)
         conn.send(protocol.subscribed_message(accepted))
@@ -214,13 +217,8 @@ class Hub:
         once. If the stored history no longer reaches back to `since`, the client is told to
         resync (reload state over REST) and stays subscribed to what comes next."""
         try:
-            current = await last_seq(connections.get("default"), topic)
-            first = await Event.filter(topic=topic, seq__gt=since).order_by("seq").first()
-            lost = since > current or (
-                since < current and (first is None or first.seq != since + 1)
-            )
-            if lost:
-                conn.topics[topic] = current
+            if not topic.startswith(LOGS_PREFIX) and await _history_lost(topic, since):
+                conn.topics[topic] = await last_seq(connections.get("default"), topic)
                 conn.send(
                     protocol.error_message(
                         "resync_required",
@@ -232,23 +230,54 @@ class Hub:
                 return
             after = since
             while not conn.closing:
-                rows = (
-                    await Event.filter(topic=topic, seq__gt=after)
-                    .order_by("seq")
-                    .limit(REPLAY_PAGE)
-                )
-                for row in rows:
-                    conn.topics[topic] = row.seq
-                    await conn.send_paced(protocol.event_message(bus_event_from_row(row)))
-                if len(rows) < REPLAY_PAGE:
+                events = await _stored_after(topic, after)
+                for event in events:
+                    conn.topics[topic] = event.seq
+                    await conn.send_paced(protocol.event_message(event))
+                if len(events) < REPLAY_PAGE:
                     break
-                after = rows[-1].seq
-                if len(conn.buffers.get(topic, ())) > MAX_REPLAY_BUFFER:
+                after = events[-1].seq
+                if conn.held(topic) > MAX_REPLAY_BUFFER:
                     conn.close_too_slow()
                     return
         finally:
-            for seq, text in conn.buffers.pop(topic, []):
+            for seq, text in conn.release(topic):
                 if topic in conn.topics and seq > conn.topics[topic]:
                     conn.topics[topic] = seq
                     conn.send(text)
-        logger.debug("socket {} resumed {} after seq {}", conn.id, topic, since)
+
+
+async def _history_lost(topic: str, since: int) -> bool:
+    """True if stored events after `since` are gone (retention), or `since` is ahead of the
+    topic (its history was reset)."""
+    current = await last_seq(connections.get("default"), topic)
+    if since >= current:
+        return since > current
+    first = await Event.filter(topic=topic, seq__gt=since).order_by("seq").first()
+    return first is None or first.seq != since + 1
+
+
+async def _stored_after(topic: str, after: int) -> list[BusEvent]:
+    """The next page of a topic's history: the events table, or for `logs:<execution>` the
+    execution's log lines (their row id is that topic's sequence)."""
+    if topic.startswith(LOGS_PREFIX):
+        execution_id = topic.removeprefix(LOGS_PREFIX)
+        rows = (
+            await ExecutionLog.filter(execution_id=execution_id, id__gt=after)
+            .order_by("id")
+            .limit(REPLAY_PAGE)
+        )
+        return [
+            BusEvent(
+                topic=topic,
+                seq=row.id,
+                type="execution.log",
+                entity_type="execution",
+                entity_id=execution_id,
+                data=log_view(row),
+                created_at=row.ts,
+            )
+            for row in rows
+        ]
+    rows = await Event.filter(topic=topic, seq__gt=after).order_by("seq").limit(REPLAY_PAGE)
+    return [bus_event_from_row(row) for row in rows]

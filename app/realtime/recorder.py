@@ -30,7 +30,6 @@ class ConnectionRecorder:
         self.last_ping_seconds = last_ping_seconds
         self._opened: dict[UUID, WebSocketConnection] = {}
         self._closed: set[UUID] = set()
-        self._live: set[UUID] = set()
         self._task: asyncio.Task | None = None
 
     async def start(self) -> None:
@@ -47,7 +46,6 @@ class ConnectionRecorder:
 
     def opened(self, conn: Connection) -> None:
         now = datetime.now(UTC)
-        self._live.add(conn.id)
         self._opened[conn.id] = WebSocketConnection(
             id=conn.id,
             user_id=conn.principal.id,
@@ -59,7 +57,6 @@ class ConnectionRecorder:
         )
 
     def closed(self, conn: Connection) -> None:
-        self._live.discard(conn.id)
         if self._opened.pop(conn.id, None) is None:
             self._closed.add(conn.id)
 
