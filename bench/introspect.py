@@ -12,11 +12,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import statistics
 import sys
 import tempfile
 import time
 import uuid
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -77,44 +79,101 @@ async def create_database(host: str, port: int, name: str, tables: int) -> None:
         await conn.close()
 
 
-async def time_ours(config: dict[str, Any], repeat: int) -> tuple[list[float], int, int]:
+@dataclass
+class Counts:
+    tables: int
+    columns: int
+    primary_keys: int
+    foreign_keys: int
+
+
+async def discover_ours(config: dict[str, Any]) -> tuple[float, Counts]:
     connector = PostgresConnector()
     ctx = ConnectorContext(data_dir=Path(tempfile.gettempdir()))
-    timings = []
-    tables = columns = 0
-    for _ in range(repeat):
-        started = time.perf_counter()
-        streams = await connector.discover(config, ctx)
-        timings.append((time.perf_counter() - started) * 1000)
-        tables, columns = len(streams), sum(len(s.fields) for s in streams)
-        del streams  # freeing a result is not part of the next measurement
-    return timings, tables, columns
+    started = time.perf_counter()
+    streams = await connector.discover(config, ctx)
+    elapsed_ms = (time.perf_counter() - started) * 1000
+    counts = Counts(
+        tables=len(streams),
+        columns=sum(len(s.fields) for s in streams),
+        primary_keys=sum(any(f.primary_key for f in s.fields) for s in streams),
+        foreign_keys=sum(len(s.foreign_keys) for s in streams),
+    )
+    del streams  # freeing a result is not part of any measurement
+    return elapsed_ms, counts
 
 
-def time_sqlalchemy(url: str, repeat: int) -> tuple[list[float], int]:
+def inspect_with_sqlalchemy(engine: sqlalchemy.Engine) -> tuple[float, Counts]:
+    started = time.perf_counter()
+    inspector = sqlalchemy.inspect(engine)  # fresh: inspectors cache their answers
+    columns = inspector.get_multi_columns(schema="public")
+    primary_keys = inspector.get_multi_pk_constraint(schema="public")
+    foreign_keys = inspector.get_multi_foreign_keys(schema="public")
+    elapsed_ms = (time.perf_counter() - started) * 1000
+    counts = Counts(
+        tables=len(columns),
+        columns=sum(len(c) for c in columns.values()),
+        primary_keys=sum(bool(pk["constrained_columns"]) for pk in primary_keys.values()),
+        foreign_keys=sum(len(fks) for fks in foreign_keys.values()),
+    )
+    del inspector, columns, primary_keys, foreign_keys  # as for ours
+    return elapsed_ms, counts
+
+
+def inspect_with_new_engine(url: str) -> float:
+    """SQLAlchemy paying for its connection too, as our discover does."""
+    started = time.perf_counter()
     engine = sqlalchemy.create_engine(url)
-    timings = []
     try:
-        with engine.connect():  # open the pooled connection outside the timed part
-            pass
-        for _ in range(repeat):
-            started = time.perf_counter()
-            inspector = sqlalchemy.inspect(engine)  # fresh: inspectors cache their answers
-            columns = inspector.get_multi_columns(schema="public")
-            primary_keys = inspector.get_multi_pk_constraint(schema="public")
-            foreign_keys = inspector.get_multi_foreign_keys(schema="public")
-            timings.append((time.perf_counter() - started) * 1000)
-            column_count = sum(len(c) for c in columns.values())
-            del inspector, columns, primary_keys, foreign_keys  # as for ours
+        inspect_with_sqlalchemy(engine)
     finally:
         engine.dispose()
-    return timings, column_count
+    return (time.perf_counter() - started) * 1000
+
+
+async def run(config: dict[str, Any], url: str, repeat: int) -> dict[str, Any]:
+    """Alternate the contenders so that load from other processes hits both alike; one
+    warm-up round first (SQLAlchemy compiles and caches its catalog queries)."""
+    engine = sqlalchemy.create_engine(url)
+    ours: list[float] = []
+    theirs: list[float] = []
+    theirs_cold: list[float] = []
+    try:
+        for round_number in range(repeat + 1):
+            our_ms, our_counts = await discover_ours(config)
+            their_ms, their_counts = await asyncio.to_thread(inspect_with_sqlalchemy, engine)
+            cold_ms = await asyncio.to_thread(inspect_with_new_engine, url)
+            if round_number:
+                ours.append(our_ms)
+                theirs.append(their_ms)
+                theirs_cold.append(cold_ms)
+    finally:
+        engine.dispose()
+    ours_ms, theirs_ms = statistics.median(ours), statistics.median(theirs)
+    cold_ms = statistics.median(theirs_cold)
+    return {
+        "ours_ms": round(ours_ms, 1),
+        "sqlalchemy_ms": round(theirs_ms, 1),
+        "ratio": round(theirs_ms / ours_ms, 1),
+        "sqlalchemy_new_engine_ms": round(cold_ms, 1),
+        "ratio_new_engine": round(cold_ms / ours_ms, 1),
+        "tables": our_counts.tables,
+        "columns": our_counts.columns,
+        "ours_counts": asdict(our_counts),
+        "sqlalchemy_counts": asdict(their_counts),
+        "repeat": repeat,
+        "ours_all_ms": [round(t, 1) for t in ours],
+        "sqlalchemy_all_ms": [round(t, 1) for t in theirs],
+        "statistic": "median of alternating rounds after one warm-up; ours opens and closes "
+        "its own connection, sqlalchemy_ms reuses a pooled psycopg2 connection, "
+        "sqlalchemy_new_engine_ms creates engine and connection each time",
+    }
 
 
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tables", type=int, default=1000)
-    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--repeat", type=int, default=7)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=5432)
     args = parser.parse_args()
@@ -127,37 +186,22 @@ async def main() -> None:
         "user": "postgres",
         "sslmode": "disable",
     }
+    url = f"postgresql+psycopg2://postgres@{args.host}:{args.port}/{name}"
     started = time.perf_counter()
     await create_database(args.host, args.port, name, args.tables)
     setup_s = time.perf_counter() - started
     try:
-        ours, tables, columns = await time_ours(config, args.repeat)
-        url = f"postgresql+psycopg2://postgres@{args.host}:{args.port}/{name}"
-        theirs, their_columns = await asyncio.to_thread(time_sqlalchemy, url, args.repeat)
+        figures = await run(config, url, args.repeat)
     finally:
         await admin_execute(args.host, args.port, f'DROP DATABASE "{name}" WITH (FORCE)')
-
-    ours_ms, theirs_ms = statistics.median(ours), statistics.median(theirs)
-    print(
-        json.dumps(
-            {
-                "ours_ms": round(ours_ms, 1),
-                "sqlalchemy_ms": round(theirs_ms, 1),
-                "ratio": round(theirs_ms / ours_ms, 1),
-                "tables": tables,
-                "columns": columns,
-                "sqlalchemy_columns": their_columns,
-                "repeat": args.repeat,
-                "ours_all_ms": [round(t, 1) for t in ours],
-                "sqlalchemy_all_ms": [round(t, 1) for t in theirs],
-                "statistic": "median; ours includes opening its connection, SQLAlchemy reuses a "
-                "pooled one",
-                "setup_s": round(setup_s, 1),
-                "sqlalchemy_version": sqlalchemy.__version__,
-                "asyncpg_version": asyncpg.__version__,
-            }
-        )
-    )
+    figures |= {
+        "setup_s": round(setup_s, 1),
+        "sqlalchemy_version": sqlalchemy.__version__,
+        "asyncpg_version": asyncpg.__version__,
+        "cpu_count": os.cpu_count(),
+        "load_average": [round(x, 2) for x in os.getloadavg()],
+    }
+    print(json.dumps(figures))
 
 
 if __name__ == "__main__":

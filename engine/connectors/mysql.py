@@ -16,6 +16,7 @@ from typing import Any
 
 import asyncmy
 import polars as pl
+from asyncmy.connection import Connection
 from asyncmy.cursors import SSCursor
 from asyncmy.errors import MySQLError
 
@@ -35,6 +36,7 @@ from engine.connectors.sql_common import (
     NETWORK_WIDGETS,
     ColumnPlan,
     NetworkSettings,
+    SelectQuery,
     StagedSqlWriter,
     build_select,
     categorize_network_error,
@@ -151,7 +153,7 @@ def _categorize(exc: BaseException, net: NetworkSettings) -> ConnectorError:
     return categorize_network_error(exc, net.host, net.port, net.connect_timeout, TLS_FIELD)
 
 
-async def _open(net: NetworkSettings, address: str, tls: ssl.SSLContext | None):
+async def _open(net: NetworkSettings, address: str, tls: ssl.SSLContext | None) -> Connection:
     try:
         return await asyncio.wait_for(
             asyncmy.connect(
@@ -173,7 +175,7 @@ async def _open(net: NetworkSettings, address: str, tls: ssl.SSLContext | None):
         raise _categorize(exc, net) from exc
 
 
-async def _connect(net: NetworkSettings, ctx: ConnectorContext):
+async def _connect(net: NetworkSettings, ctx: ConnectorContext) -> Connection:
     """One connection per operation; the caller closes it. Errors come out categorised."""
     try:
         address = await ctx.resolve(net.host, net.port)
@@ -194,20 +196,20 @@ async def _connect(net: NetworkSettings, ctx: ConnectorContext):
     return await _open(net, address, None)
 
 
-async def _close(conn) -> None:
+async def _close(conn: Connection) -> None:
     try:
         await asyncio.wait_for(conn.ensure_closed(), 5)
     except Exception:
         conn.close()  # drop the socket without the polite QUIT
 
 
-async def _fetch(conn, query: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+async def _fetch(conn: Connection, query: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
     async with conn.cursor() as cursor:
         await cursor.execute(query, params or None)
         return list(await cursor.fetchall())
 
 
-async def _execute(conn, query: str, params: Sequence[Any] = ()) -> None:
+async def _execute(conn: Connection, query: str, params: Sequence[Any] = ()) -> None:
     async with conn.cursor() as cursor:
         await cursor.execute(query, params or None)
 
@@ -246,12 +248,16 @@ WHERE CONSTRAINT_SCHEMA = DATABASE() {table_filter}
 """
 
 
-def _catalog_query(template: str, table_column: str, only: str | None):
+def _catalog_query(
+    template: str, table_column: str, only: str | None
+) -> tuple[str, tuple[str, ...]]:
     table_filter = f"AND {table_column} = %s" if only else ""
     return template.format(table_filter=table_filter), ((only,) if only else ())
 
 
-async def _load_catalog(conn, database: str, only: str | None = None) -> list[StreamSchema]:
+async def _load_catalog(
+    conn: Connection, database: str, only: str | None = None
+) -> list[StreamSchema]:
     columns = await _fetch(conn, *_catalog_query(COLUMNS_SQL, "t.TABLE_NAME", only))
     keys = await _fetch(conn, *_catalog_query(KEYS_SQL, "TABLE_NAME", only))
     primary_keys, foreign_keys = _split_keys(keys, database)
@@ -316,7 +322,7 @@ def _assemble_streams(
     return streams
 
 
-async def _stream_schema(conn, database: str, stream: str) -> StreamSchema:
+async def _stream_schema(conn: Connection, database: str, stream: str) -> StreamSchema:
     streams = await _load_catalog(conn, database, stream)
     if not streams:
         raise stream_not_found(stream, f"database {database!r}")
@@ -342,7 +348,9 @@ def _column_plan(field: Field) -> ColumnPlan:
     return ColumnPlan(field.name, name, dtype)
 
 
-def _read_query(stream: StreamSchema, request: ReadRequest, cursor: str | None):
+def _read_query(
+    stream: StreamSchema, request: ReadRequest, cursor: str | None
+) -> tuple[list[ColumnPlan], SelectQuery]:
     plans = [_column_plan(f) for f in stream.fields]
     state_cursor = (request.state or {}).get("cursor")
     query = build_select(
@@ -367,7 +375,9 @@ class MySQLWriter(StagedSqlWriter):
     even across two renames); append and upsert stage in a TEMPORARY table (the server drops it
     if this process dies) published by one INSERT … SELECT."""
 
-    def __init__(self, conn, request: WriteRequest, destination: StreamSchema | None) -> None:
+    def __init__(
+        self, conn: Connection, request: WriteRequest, destination: StreamSchema | None
+    ) -> None:
         super().__init__(request, destination)
         self.conn = conn
         self.table_sql = quote_ident(request.stream, MYSQL)

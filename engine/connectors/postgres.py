@@ -1,7 +1,7 @@
 """PostgreSQL source and destination on asyncpg.
 
-Discovery reads pg_catalog directly: relations, columns, primary keys and foreign keys, one
-query each per schema whatever its table count. Reads stream through a server-side cursor
+Discovery reads pg_catalog directly: relations with their primary keys, columns, foreign
+keys, one query each per schema whatever its table count. Reads stream through a server-side cursor
 into Polars frames. Writes COPY CSV produced by Polars into a temporary staging table and
 publish it in one transaction at commit.
 """
@@ -35,6 +35,7 @@ from engine.connectors.sql_common import (
     POSTGRES,
     ColumnPlan,
     NetworkSettings,
+    SelectQuery,
     StagedSqlWriter,
     build_select,
     categorize_network_error,
@@ -177,7 +178,8 @@ async def _connect(net: NetworkSettings, ctx: ConnectorContext) -> asyncpg.Conne
                 database=net.database,
                 ssl=_ssl_argument(net),
                 timeout=net.connect_timeout,
-                server_settings={"application_name": APPLICATION_NAME},
+                # UTC sessions: naive timestamps written to timestamptz mean UTC everywhere.
+                server_settings={"application_name": APPLICATION_NAME, "TimeZone": "UTC"},
             ),
             net.connect_timeout + 1,  # asyncpg's own timeout should fire first
         )
@@ -198,9 +200,11 @@ RELATIONS_FILTER = """
     AND ($2::text IS NULL OR c.relname = $2)
 """
 
+# Relations with their primary key's column numbers (NULL without one).
 RELATIONS_SQL = f"""
-SELECT c.oid, c.relname, c.relkind::text, c.reltuples::float8
+SELECT c.oid, c.relname, c.relkind::text, c.reltuples::float8, pk.conkey
 FROM pg_catalog.pg_class c
+LEFT JOIN pg_catalog.pg_constraint pk ON pk.conrelid = c.oid AND pk.contype = 'p'
 WHERE {RELATIONS_FILTER}
 """
 
@@ -221,17 +225,9 @@ JOIN pg_catalog.pg_class c ON c.oid = a.attrelid
 WHERE a.attnum > 0 AND NOT a.attisdropped AND {RELATIONS_FILTER}
 """
 
-# Keys are fetched for the whole schema even for one relation: filtering on the constraint's
-# namespace avoids a join and costs less than narrowing it down.
-PRIMARY_KEYS_SQL = """
-SELECT con.conrelid, con.conkey
-FROM pg_catalog.pg_constraint con
-WHERE con.contype = 'p'
-  AND con.connamespace = (SELECT oid FROM pg_catalog.pg_namespace WHERE nspname = $1)
-"""
-
 # Column numbers are turned into names in Python from the columns already fetched; only
 # references into other schemas need REFERENCED_COLUMNS_SQL.
+# Filtering on the constraint's namespace avoids a join; rows of other relations are ignored.
 FOREIGN_KEYS_SQL = """
 SELECT con.conrelid, con.conkey, con.confrelid, con.confkey, rn.nspname, rc.relname
 FROM pg_catalog.pg_constraint con
@@ -259,7 +255,6 @@ class _CatalogRows:
 
     relations: list[asyncpg.Record]
     columns: list[asyncpg.Record]
-    primary_keys: list[asyncpg.Record]
     foreign_keys: list[asyncpg.Record]
     referenced_columns: list[asyncpg.Record]
 
@@ -275,18 +270,21 @@ async def _load_catalog(
     with gc_paused():
         relations = await conn.fetch(RELATIONS_SQL, schema, only)
         columns = await conn.fetch(COLUMNS_SQL, schema, only)
-        primary_keys = await conn.fetch(PRIMARY_KEYS_SQL, schema)
         fk_rows = await conn.fetch(FOREIGN_KEYS_SQL, schema) if foreign_keys else []
         own = {row[0] for row in relations}
         outside = list({row[2] for row in fk_rows if row[0] in own} - own)
         referenced = await conn.fetch(REFERENCED_COLUMNS_SQL, outside) if outside else []
-        rows = _CatalogRows(relations, columns, primary_keys, fk_rows, referenced)
+        rows = _CatalogRows(relations, columns, fk_rows, referenced)
         return _assemble_streams(rows, schema)
 
 
 def _assemble_streams(rows: _CatalogRows, schema: str) -> list[StreamSchema]:
-    keys = {relid: set(key) for relid, key in rows.primary_keys}
-    relations = {oid: rel for oid, *rel in rows.relations if not is_staging_table(rel[0])}
+    relations = {
+        oid: (name, kind, reltuples)
+        for oid, name, kind, reltuples, _ in rows.relations
+        if not is_staging_table(name)
+    }
+    keys = {oid: set(key) for oid, *_, key in rows.relations if key}
     own_fks = [row for row in rows.foreign_keys if row[0] in relations]
     # Column numbers → names, only for the relations foreign keys need.
     named = {row[0] for row in own_fks} | {row[2] for row in own_fks}
@@ -371,7 +369,9 @@ def _column_plan(field: Field) -> ColumnPlan:
     return ColumnPlan(field.name, f"{select} AS {name}", dtype)
 
 
-def _read_query(stream: StreamSchema, schema: str, request: ReadRequest, cursor: str | None):
+def _read_query(
+    stream: StreamSchema, schema: str, request: ReadRequest, cursor: str | None
+) -> tuple[list[ColumnPlan], SelectQuery]:
     plans = [_column_plan(f) for f in stream.fields]
     cursor_sql = cursor_placeholder = cursor_value = None
     if cursor is not None:
@@ -428,11 +428,21 @@ class PostgresWriter(StagedSqlWriter):
 
     async def load_batch(self, frame: pl.DataFrame) -> None:
         buffer = io.BytesIO()
-        frame_for_postgres_csv(frame).write_csv(buffer, include_header=False)
+        # Quoting every text value keeps a lone `\.` (COPY's end-of-data marker) as data;
+        # nulls stay unquoted and empty, which COPY's CSV format reads as NULL.
+        csv_frame = frame_for_postgres_csv(frame)
+        csv_frame.write_csv(buffer, include_header=False, quote_style="non_numeric")
         buffer.seek(0)
-        await self.conn.copy_to_table(
+        status = await self.conn.copy_to_table(
             self.staging, source=buffer, columns=frame.columns, format="csv"
         )
+        copied = int(status.rsplit(" ", 1)[-1])  # "COPY <rows>"
+        if copied != frame.height:  # never publish a batch that lost rows on the way
+            raise ConnectorError(
+                CheckCategory.CONNECT,
+                f"PostgreSQL took {copied} of {frame.height} rows of a batch for "
+                f"{self.request.stream!r}; nothing was published",
+            )
 
     async def publish(self, *, staged: bool) -> None:
         async with self.conn.transaction():

@@ -33,6 +33,7 @@ from engine.connectors.sql_common import (
     JSON_SCHEMA_DIALECT,
     SQLITE,
     ColumnPlan,
+    SelectQuery,
     StagedSqlWriter,
     build_select,
     check_failure,
@@ -304,7 +305,9 @@ def _cursor_sql(field: Field) -> tuple[str, str]:
     return name, "?"
 
 
-def _read_query(stream: StreamSchema, request: ReadRequest, cursor: str | None):
+def _read_query(
+    stream: StreamSchema, request: ReadRequest, cursor: str | None
+) -> tuple[list[ColumnPlan], SelectQuery]:
     plans = [_column_plan(f) for f in stream.fields]
     cursor_sql = placeholder = None
     if cursor is not None:

@@ -397,6 +397,14 @@ async def test_write_creates_missing_table_and_round_trips_types(pg_config, pg, 
     assert back.to_dicts() == expected.to_dicts()
 
 
+async def test_text_that_looks_like_copy_markers_is_kept(pg_config, pg, ctx) -> None:
+    # A line holding only \. ends COPY data unless it is quoted.
+    notes = pl.DataFrame({"note": ["\\.", "\\N", "", None, "after"]})
+    assert await write(pg_config, ctx, "notes", "append", notes) == 5
+    stored = await rows(pg, "SELECT note FROM notes")
+    assert stored == [("\\.",), ("\\N",), ("",), (None,), ("after",)]
+
+
 async def test_replace_into_missing_table_with_no_rows_creates_nothing(pg_config, pg, ctx) -> None:
     assert await write(pg_config, ctx, "ghost", "replace") == 0
     assert await pg.fetchval("SELECT to_regclass('public.ghost')") is None
