@@ -77,7 +77,7 @@ CONFIG_SCHEMA = object_schema(
         **network_properties(default_port=3306, default_user="root"),
         **tls_properties(TLS_FIELD, TLS_MODES, default="prefer"),
     },
-    required=["host", "database", "user"],
+    required=["host", "database"],
 )
 
 UI_SCHEMA = grouped_ui_schema(

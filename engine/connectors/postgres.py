@@ -85,7 +85,7 @@ CONFIG_SCHEMA = object_schema(
         },
         **tls_properties(TLS_FIELD, SSL_MODES, default="prefer"),
     },
-    required=["host", "database", "user"],
+    required=["host", "database"],
 )
 
 UI_SCHEMA = grouped_ui_schema(

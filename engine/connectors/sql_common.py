@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 
 import polars as pl
 from jsonschema import Draft202012Validator
+from jsonschema.exceptions import best_match
 from pydantic import BaseModel
 
 from engine.connectors.base import (
@@ -895,19 +896,24 @@ NETWORK_WIDGETS: dict[str, dict[str, Any]] = {
 
 
 def validated_config(config: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
-    """The config with defaults filled in, or ConnectorError(invalid_config) with a pointer."""
-    errors = sorted(Draft202012Validator(schema).iter_errors(config), key=lambda e: e.path)
-    if errors:
-        error = errors[0]
+    """The config with defaults filled in, or ConnectorError(invalid_config) with a pointer.
+
+    Null values count as absent: forms send null for fields left empty."""
+    present = {key: value for key, value in config.items() if value is not None}
+    error = best_match(Draft202012Validator(schema).iter_errors(present))
+    if error is not None:
         pointer = "".join(f"/{part}" for part in error.path)
+        message = error.message
         if error.validator == "required":
             missing = re.findall(r"'([^']+)' is a required property", error.message)
-            pointer = f"{pointer}/{missing[0]}" if missing else pointer
-        raise ConnectorError(CheckCategory.INVALID_CONFIG, error.message, pointer or None)
+            if missing:
+                pointer = f"{pointer}/{missing[0]}"
+                message = f"{schema['properties'][missing[0]].get('title', missing[0])} is required"
+        raise ConnectorError(CheckCategory.INVALID_CONFIG, message, pointer or None)
     defaults = {
         name: prop["default"] for name, prop in schema["properties"].items() if "default" in prop
     }
-    return {**defaults, **{k: v for k, v in config.items() if v is not None}}
+    return defaults | present
 
 
 @dataclass(frozen=True)

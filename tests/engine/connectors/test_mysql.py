@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+import uuid
 from decimal import Decimal
 from typing import Any
 
@@ -374,3 +375,14 @@ async def test_write_rejects_unknown_columns(mysql_config, mysql, ctx) -> None:
         await writer.write_batch(pl.DataFrame({"id": [5], "nickname": ["x"]}))
     assert unknown.value.category == "invalid_config"
     assert await mysql.fetch("SHOW TABLES") == [("people",)]
+
+
+async def test_check_without_database_grant_is_permission(mysql_config, mysql, ctx) -> None:
+    user = f"limited_{uuid.uuid4().hex[:8]}"
+    await mysql.execute(f"CREATE USER '{user}'@'127.0.0.1' IDENTIFIED BY 'secret'")
+    try:
+        result = await connector.check({**mysql_config, "user": user, "password": "secret"}, ctx)
+        assert result.error.category == "permission"
+        assert result.error.field == "/user"
+    finally:
+        await mysql.execute(f"DROP USER '{user}'@'127.0.0.1'")

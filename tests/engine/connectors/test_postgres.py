@@ -6,6 +6,7 @@ import asyncio
 import datetime as dt
 import ssl
 import time
+import uuid
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -548,3 +549,17 @@ async def test_tls_verifies_the_configured_host_not_the_resolved_address(tmp_pat
     finally:
         server.close()
         await server.wait_closed()
+
+
+async def test_check_without_connect_privilege_is_permission(pg_config, pg, ctx) -> None:
+    role = f"limited_{uuid.uuid4().hex[:8]}"
+    database = pg_config["database"]
+    await pg.execute(
+        f'CREATE ROLE "{role}" LOGIN; REVOKE CONNECT ON DATABASE "{database}" FROM PUBLIC'
+    )
+    try:
+        result = await connector.check({**pg_config, "user": role}, ctx)
+        assert result.error.category == "permission"
+        assert role in result.error.message
+    finally:
+        await pg.execute(f'DROP ROLE "{role}"')
