@@ -13,6 +13,7 @@ import pytest
 import pytest_asyncio
 
 from tests.executions.helpers import (
+    TERMINAL,
     create_connector,
     create_pipeline,
     register_admin,
@@ -86,6 +87,16 @@ async def test_cancel_mid_run_leaves_destinations_unchanged(slow_server):
         write_sales_csv(warehouse.inbox, rows=BIG_FILE_ROWS)
         execution_id = await warehouse.run()
         await wait_until_mid_run(client, owner, execution_id)
+
+        # One run at a time per pipeline: the next one waits, and can be cancelled waiting.
+        queued_id = await warehouse.run()
+        queued = await wait_for_status(client, owner, queued_id, {"queued"} | TERMINAL)
+        assert queued["status"] == "queued"
+        response = await client.post(
+            f"/api/v1/executions/{queued_id}/cancel", headers=owner.headers
+        )
+        assert response.json()["status"] == "cancelled"
+
         asked_at = time.time()
         response = await client.post(
             f"/api/v1/executions/{execution_id}/cancel", headers=owner.headers
