@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import uuid
+from datetime import UTC, datetime
 
 import httpx
 import psutil
@@ -14,6 +16,7 @@ from websockets.exceptions import ConnectionClosed
 from tests.conftest import PASSWORD, login
 from tests.realtime.conftest import (
     create_pipeline,
+    db_execute,
     is_event,
     next_message,
     open_socket,
@@ -165,3 +168,41 @@ async def test_unsubscribe_stops_delivery(server, client, editor, viewer):
         await patch_pipeline(client, editor.headers, pipeline_id, 1)
         await send(ws, {"type": "ping"})
         assert await next_message(ws) == {"type": "pong"}
+
+
+async def test_dead_peers_are_dropped_and_stale_rows_cleaned(server_factory):
+    server = await server_factory(
+        WS_PING_INTERVAL_SECONDS="0.5",
+        WS_PING_TIMEOUT_SECONDS="0.5",
+        WS_RECORD_FLUSH_SECONDS="0.2",
+        WS_LAST_PING_SECONDS="0.5",
+    )
+    admin = await first_admin(server)
+    # A row left by a process that died long ago.
+    await db_execute(
+        server,
+        "INSERT INTO websocket_connections (id, user_id, process_token, topics, remote_addr, "
+        "connected_at, last_ping) VALUES (?, ?, 'gone:0:main', '[]', '', ?, ?)",
+        str(uuid.uuid4()),
+        admin.id,
+        datetime(2020, 1, 1, tzinfo=UTC),
+        datetime(2020, 1, 1, tzinfo=UTC),
+    )
+    # A peer that vanished without closing: it never answers the server's pings.
+    sock = socket.socket()
+    sock.connect(("127.0.0.1", server.port))
+    ws = await websockets.connect(
+        ws_url(server), sock=sock, subprotocols=["bearer", admin.access_token], ping_interval=None
+    )
+    await subscribe(ws, "notifications")
+    ws.transport.pause_reading()  # frozen: the pings are never read, hence never answered
+
+    async def rows() -> list[tuple]:
+        return await db_execute(server, "SELECT process_token FROM websocket_connections")
+
+    for _ in range(60):
+        if not await rows():
+            break
+        await asyncio.sleep(0.1)
+    assert await rows() == []  # the dead peer's row and the stale one are both gone
+    ws.transport.abort()
