@@ -17,6 +17,7 @@ import shutil
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any, Literal, Protocol
 from uuid import UUID
@@ -28,7 +29,7 @@ from tortoise.transactions import in_transaction
 
 from actors.bus.base import BusEvent
 from actors.runtime import Actor, ActorError, Deferred
-from engine.connectors.base import ConnectorContext, WriteResult
+from engine.connectors.base import ConnectorContext, Writer, WriteResult
 from engine.connectors.dataset import store_for
 from engine.pipeline import (
     CancelToken,
@@ -37,6 +38,7 @@ from engine.pipeline import (
     GraphError,
     GraphNode,
     Issue,
+    PipelineIOError,
     StepUpdate,
     compile_graph,
     dry_run,
@@ -44,6 +46,8 @@ from engine.pipeline import (
 )
 from engine.pipeline.dry_run import json_safe
 from engine.pipeline.expressions import error_summary
+from engine.pipeline.schema_bridge import schema_to_fields
+from engine.schema import Field, apply_contract
 from storage.models import (
     Connector,
     Dataset,
@@ -223,13 +227,78 @@ class CursorTrackingIO(ConnectorIO):
             yield frame
 
 
+class ContractWriter(Writer):
+    """Holds each batch to the destination's existing schema under the pipeline's policy
+    (freeze: a misfit fails the run, so nothing is published; discard_*: drop what does not
+    fit). The first misfit is logged once."""
+
+    def __init__(
+        self,
+        inner: Writer,
+        expected: list[Field],
+        policy: str,
+        log: Callable[[str], Awaitable[None]],
+    ):
+        self.inner, self.expected, self.policy, self.log = inner, expected, policy, log
+        self.reported = False
+
+    async def write_batch(self, frame: pl.DataFrame) -> None:
+        result = await asyncio.to_thread(apply_contract, frame, self.expected, self.policy)
+        if result.changes and not self.reported:
+            self.reported = True
+            listing = "; ".join(change.describe() for change in result.changes)
+            await self.log(f"schema policy {self.policy}: {listing}")
+        await self.inner.write_batch(result.frame)
+
+    async def commit(self) -> WriteResult:
+        return await self.inner.commit()
+
+    async def abort(self) -> None:
+        await self.inner.abort()
+
+
+class PipelineIO(CursorTrackingIO):
+    """The run's reader/writers: cursor tracking, plus the schema policy on destinations."""
+
+    def __init__(self, *args: Any, schema_policy: str = "evolve", **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.schema_policy = schema_policy
+        self.log: Callable[[str, str | None], Awaitable[None]] | None = None
+
+    async def open_writer(self, node: GraphNode) -> Writer:
+        writer = await super().open_writer(node)
+        if self.schema_policy == "evolve":
+            return writer  # destinations take new columns and types as they come
+        expected = await self.destination_fields(node)
+        if not expected:
+            return writer  # a first write defines the schema
+
+        async def log(message: str) -> None:
+            if self.log is not None:
+                await self.log(message, node.id)
+
+        return ContractWriter(writer, expected, self.schema_policy, log)
+
+    async def destination_fields(self, node: GraphNode) -> list[Field] | None:
+        if node.type == "destination.dataset":
+            store = store_for(self.ctx)
+            name = node.config["dataset"]
+            if not await asyncio.to_thread(store.exists, name):
+                return None
+            return schema_to_fields(await asyncio.to_thread(store.schema, name))
+        try:
+            return await self.source_schema(node)  # discovers the destination's stream
+        except Exception as exc:
+            raise PipelineIOError(f"cannot read the schema of {node.id!r}: {exc}") from exc
+
+
 def state_key(pipeline_id: UUID, node_id: str) -> str:
     return f"pipeline:{pipeline_id}:{node_id}"
 
 
 async def connector_io(
-    deps: PipelineActorDeps, pipeline_id: UUID, graph: ExecutionGraph
-) -> CursorTrackingIO:
+    deps: PipelineActorDeps, pipeline_id: UUID, graph: ExecutionGraph, schema_policy="evolve"
+) -> PipelineIO:
     connections = await deps.connections(graph.nodes)
     rows = await Connector.filter(id__in=list(connections)) if connections else []
     by_id = {str(row.id): row for row in rows}
@@ -239,8 +308,12 @@ async def connector_io(
         saved = (row.state or {}).get(state_key(pipeline_id, node.id)) if row else None
         if saved:
             state[node.id] = {"cursor": saved.get("cursor")}
-    return CursorTrackingIO(
-        connections, deps.connector_context, state=state, batch_size=deps.batch_size
+    return PipelineIO(
+        connections,
+        deps.connector_context,
+        state=state,
+        batch_size=deps.batch_size,
+        schema_policy=schema_policy,
     )
 
 
@@ -577,7 +650,8 @@ class ExecutionRun:
             await finish(execution, self.deps.events, status="failed", error={"message": str(exc)})
             return
         await self._start(graph)
-        io = await connector_io(self.deps, pipeline.id, graph)
+        io = await connector_io(self.deps, pipeline.id, graph, pipeline.schema_policy)
+        io.log = partial(self._on_log, "warning")
         resume_from = await self._resume_from()
         result = await execute(
             graph,
@@ -717,9 +791,7 @@ class ExecutionRun:
                 await dataset.save(update_fields=["current_version", "pipeline_id", "updated_at"])
         return written
 
-    async def _save_cursors(
-        self, pipeline_id: UUID, graph: ExecutionGraph, io: CursorTrackingIO
-    ) -> None:
+    async def _save_cursors(self, pipeline_id: UUID, graph: ExecutionGraph, io: PipelineIO) -> None:
         """Incremental state moves forward only after the writes were committed."""
         for node_id, cursor in io.cursors.items():
             node = graph.node(node_id)
