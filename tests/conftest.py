@@ -3,6 +3,7 @@ real servers started by tests/servers.py."""
 
 from __future__ import annotations
 
+import logging
 import os
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -14,6 +15,9 @@ import pytest_asyncio
 import redis.asyncio as aioredis
 
 from tests.servers import MODE, PG_ADMIN_URL, REDIS_URL, ServerProcess
+
+logging.getLogger("httpcore").setLevel(logging.WARNING)
+logging.getLogger("httpx").setLevel(logging.WARNING)
 
 REQUIRE_SERVICES = os.environ.get("REQUIRE_SERVICES") == "1"
 PASSWORD = "correct-horse-battery"
