@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import uuid
+from itertools import pairwise
 
 import pytest
 
@@ -20,7 +21,7 @@ def canvas(*node_ids: str) -> dict:
     ]
     edges = [
         {"id": f"e-{a}-{b}", "source": a, "target": b, "sourceHandle": None, "targetHandle": None}
-        for a, b in zip(node_ids, node_ids[1:], strict=False)
+        for a, b in pairwise(node_ids)
     ]
     return {"nodes": nodes, "edges": edges, "viewport": {"x": 0, "y": 0, "zoom": 1.5}}
 

@@ -1,4 +1,4 @@
-"""Every route × every role: the route's declared access rule is what the server enforces.
+"""Every route and every role: the route's declared access rule is what the server enforces.
 
 Routes are read from the application itself, so a route added later is covered automatically.
 """
@@ -14,7 +14,6 @@ from sanic import Sanic
 from app.auth.access import access_of
 from app.main import create_app
 from storage.models import Role
-
 
 ROLES = [None, Role.VIEWER, Role.EDITOR, Role.ADMIN]
 # Public routes that may refuse for reasons other than authentication.
