@@ -12,6 +12,7 @@ events and is never subscribable.
 
 from __future__ import annotations
 
+import time
 from uuid import UUID
 
 from tortoise.models import Model
@@ -51,4 +52,23 @@ async def authorize(principal: Principal, topic: str) -> str | None:
     model = SHARED.get(family)
     if model is None:
         return None
-    return canonical if await model.filter(id=object_id).exists() else None
+    return canonical if await _exists(model, canonical, object_id) else None
+
+
+# Shared objects known to exist, briefly: a reconnect storm (every client of a pipeline
+# resubscribing after a deploy) then costs one query per object, not one per socket.
+# Subscribing to an object deleted within the TTL is harmless: it gets no more events.
+EXISTS_TTL_SECONDS = 5.0
+_known: dict[str, float] = {}
+
+
+async def _exists(model: type[Model], topic: str, object_id: UUID) -> bool:
+    now = time.monotonic()
+    if _known.get(topic, 0.0) > now:
+        return True
+    if not await model.filter(id=object_id).exists():
+        return False
+    if len(_known) > 10_000:
+        _known.clear()
+    _known[topic] = now + EXISTS_TTL_SECONDS
+    return True
