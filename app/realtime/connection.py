@@ -24,7 +24,8 @@ from app.realtime.protocol import error_message
 
 CLOSE_UNAUTHORIZED = 4401
 CLOSE_TOO_SLOW = 4008
-CLOSE_POLICY = 1008
+# Topics whose seq is a row id shared with other topics (gaps are normal there).
+SPARSE_SEQ_PREFIXES = ("logs:",)
 
 
 class Connection:
@@ -79,16 +80,26 @@ class Connection:
 
     # --- delivery -----------------------------------------------------------------------
 
-    def deliver(self, topic: str, seq: int, text: str) -> None:
-        """A live event: dropped if already delivered (replay, relay), held during replay."""
+    def deliver(self, topic: str, seq: int, text: str) -> bool:
+        """A live event: dropped if already delivered (replay, relay), held during replay.
+
+        True when it reveals a gap (an earlier event of the topic has not arrived: published
+        out of order by another process, or lost in a bus reconnect): the event is held and
+        the caller must fill the gap from storage."""
         if seq:
             if self.buffers is not None and topic in self.buffers:
                 self.buffers[topic].append((seq, text))
-                return
-            if seq <= self.topics.get(topic, 0):
-                return
+                return False
+            last = self.topics.get(topic, 0)
+            if seq <= last:
+                return False
+            if last and seq > last + 1 and not topic.startswith(SPARSE_SEQ_PREFIXES):
+                self.hold(topic)
+                self.buffers[topic].append((seq, text))
+                return True
             self.topics[topic] = seq
         self.send(text)
+        return False
 
     def send(self, text: str) -> None:
         if self.closing:

@@ -114,7 +114,8 @@ class Hub:
             return
         text = protocol.event_message(event)
         for conn in list(subscribers):
-            conn.deliver(event.topic, event.seq, text)
+            if conn.deliver(event.topic, event.seq, text):
+                self._spawn(self._replay(conn, event.topic, conn.topics[event.topic]))
 
     def _spawn(self, coro) -> None:
         task = asyncio.create_task(coro)

@@ -279,3 +279,30 @@ async def test_outbox_relay_publishes_events_stored_but_never_published(server_f
             break
         await asyncio.sleep(0.1)
     assert unpublished == []
+
+
+async def test_a_gap_in_live_events_is_filled_from_storage(server, client, editor, viewer):
+    pipeline_id = await create_pipeline(client, editor.headers)
+    topic = f"pipeline:{pipeline_id}"
+    async with open_socket(server, viewer.access_token) as ws:
+        await subscribe(ws, topic)
+        await patch_pipeline(client, editor.headers, pipeline_id, 1)
+        assert (await next_message(ws, is_event(topic)))["seq"] == 2
+        # Seq 3 is committed by "another process" whose publish has not happened yet...
+        await db_execute(
+            server, "UPDATE topic_sequences SET last_seq = last_seq + 1 WHERE topic = ?", topic
+        )
+        await db_execute(
+            server,
+            "INSERT INTO events (id, topic, seq, type, entity_type, entity_id, data, "
+            "created_at) VALUES (?, ?, 3, 'pipeline.updated', 'pipeline', ?, ?, ?)",
+            str(uuid.uuid4()),
+            topic,
+            pipeline_id,
+            '{"name": "watched", "version": 3}',
+            datetime.now(UTC),
+        )
+        # ...when seq 4 arrives live: the client still gets 3 first, then 4.
+        await patch_pipeline(client, editor.headers, pipeline_id, 2)
+        seqs = [(await next_message(ws, is_event(topic), within=2))["seq"] for _ in range(2)]
+    assert seqs == [3, 4]
