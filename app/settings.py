@@ -58,6 +58,8 @@ class Settings(BaseSettings):
     JOB_TIMEOUT_SECONDS: int = Field(600, ge=1, le=86400)
     JOB_RETRY_BACKOFF_SECONDS: float = Field(5.0, ge=0, le=3600)  # doubled per attempt
     JOB_POLL_SECONDS: float = Field(1.0, gt=0, le=60)  # embedded worker: table poll interval
+    # Scaled: how often an ARQ worker re-sends queued rows Redis lost (flush, failover).
+    JOB_SWEEP_SECONDS: float = Field(30.0, ge=0.5, le=3600)
     # Embedded mode: false → this process only enqueues; jobs wait in the table for a
     # process that runs them (they are not lost).
     JOB_WORKER_ENABLED: bool = True

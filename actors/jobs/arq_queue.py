@@ -1,17 +1,19 @@
 """Scaled mode: jobs go to Redis through ARQ and run in `aggregator worker` processes.
 
 Only the job id travels through Redis (JSON-serialised, never pickle); the payload, status
-and result stay in the `jobs` table, so the ARQ job id is our job id and ARQ's dedup by id
-makes a repeated enqueue harmless.
+and result stay in the `jobs` table. The ARQ job id is our job id (scoped by queue name), so
+ARQ's dedup by id makes a repeated enqueue harmless.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import importlib
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -27,6 +29,7 @@ from actors.jobs.runner import JobRunner, RunnerPolicy
 from storage.models import Job
 
 ARQ_FUNCTION = "run_job"
+SWEEP_BATCH = 1000
 # The application side of a worker process (database, bus, job kinds), loaded by dotted path
 # so that this package does not import `app` (as arq's own CLI loads WorkerSettings).
 DEFAULT_ENVIRONMENT = "app.jobs.environment:job_environment"
@@ -81,23 +84,44 @@ class ArqJobQueue(JobQueue):
             await self._pool.aclose()
             self._pool = None
 
-    async def _submit(self, job_id: UUID) -> None:
-        await self._pool.enqueue_job(
-            ARQ_FUNCTION, str(job_id), _job_id=str(job_id), _queue_name=self.queue_name
-        )
+    def _arq_id(self, job_id: UUID) -> str:
+        # ARQ keeps job and result keys per Redis database, not per queue: scoping the id by
+        # queue keeps deployments (or test servers) that share a database apart.
+        return f"{self.queue_name}:{job_id}"
 
-    async def recover(self) -> None:
-        """Worker start-up: rows that lost their Redis entry (Redis flushed, a crash between
-        storing the row and enqueueing it) are enqueued again — ARQ ignores ids it holds —
-        and `running` rows no worker holds any more are queued again or failed."""
-        for row in await Job.filter(status=JobStatus.RUNNING):
-            if not await self._pool.exists(in_progress_key_prefix + str(row.id)):
+    async def _submit(self, job_id: UUID) -> bool:
+        """False when ARQ holds the job already (queued, running or just finished)."""
+        job = await self._pool.enqueue_job(
+            ARQ_FUNCTION, str(job_id), _job_id=self._arq_id(job_id), _queue_name=self.queue_name
+        )
+        return job is not None
+
+    async def recover(self, older_than: timedelta = timedelta(0)) -> None:
+        """The table is the truth, Redis may forget (flushed, failed over, a crash between
+        storing a row and enqueueing it): queued rows are enqueued again — ARQ ignores ids
+        it holds — and `running` rows no worker holds any more are queued again or failed.
+        Run at worker start-up and then every JOB_SWEEP_SECONDS."""
+        cutoff = datetime.now(UTC) - older_than
+        for row in await Job.filter(status=JobStatus.RUNNING, started_at__lt=cutoff):
+            if not await self._pool.exists(in_progress_key_prefix + self._arq_id(row.id)):
                 await self.runner.requeue_interrupted(row)
-        queued = await Job.filter(status=JobStatus.QUEUED).values_list("id", flat=True)
-        for job_id in queued:
-            await self._submit(job_id)
-        if queued:
-            logger.info("job worker: {} queued job(s) handed to ARQ", len(queued))
+        queued = (
+            await Job.filter(status=JobStatus.QUEUED, created_at__lt=cutoff)
+            .order_by("created_at")
+            .limit(SWEEP_BATCH)
+            .values_list("id", flat=True)
+        )
+        resent = [job_id for job_id in queued if await self._submit(job_id)]
+        if resent:
+            logger.warning("job worker: {} queued job(s) were missing from Redis", len(resent))
+
+    async def sweep_forever(self, interval: float) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.recover(older_than=timedelta(seconds=interval))
+            except Exception as exc:  # Redis or the database briefly away: next round
+                logger.opt(exception=exc).warning("job worker: sweep failed")
 
 
 async def run_job(ctx: dict[str, Any], job_id: str) -> str | None:
@@ -109,6 +133,11 @@ async def run_job(ctx: dict[str, Any], job_id: str) -> str | None:
     if outcome.retry_in is not None:
         raise Retry(defer=outcome.retry_in)
     return outcome.status.value if outcome.status else None
+
+
+async def _cancel(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
 
 
 def _load_environment(path: str) -> EnvironmentFactory:
@@ -126,6 +155,8 @@ def create_worker(settings: Any, environment: str = DEFAULT_ENVIRONMENT) -> Work
         queue = ArqJobQueue(runner, queue_name=settings.JOB_QUEUE_NAME, pool=ctx["redis"])
         ctx["job_queue"] = queue
         await queue.recover()
+        sweeper = asyncio.create_task(queue.sweep_forever(settings.JOB_SWEEP_SECONDS))
+        resources.push_async_callback(_cancel, sweeper)
 
     async def shutdown(ctx: dict[str, Any]) -> None:
         await resources.aclose()

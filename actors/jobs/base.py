@@ -92,5 +92,5 @@ class JobQueue(ABC):
         return await self.runner.cancel(job_id)
 
     @abstractmethod
-    async def _submit(self, job_id: UUID) -> None:
-        """Make a stored, queued job reach a worker."""
+    async def _submit(self, job_id: UUID) -> bool:
+        """Make a stored, queued job reach a worker; False if it was on its way already."""

@@ -50,8 +50,9 @@ class InProcessJobQueue(JobQueue):
         await asyncio.gather(self._loop_task, *tasks, return_exceptions=True)
         self._loop_task = None
 
-    async def _submit(self, job_id: UUID) -> None:
+    async def _submit(self, job_id: UUID) -> bool:
         self._wake.set()
+        return True
 
     async def _consume(self) -> None:
         while True:
@@ -68,7 +69,8 @@ class InProcessJobQueue(JobQueue):
         if free <= 0:
             return
         now = asyncio.get_running_loop().time()
-        waiting = [job_id for job_id, at in self._not_before.items() if at > now]
+        self._not_before = {job_id: at for job_id, at in self._not_before.items() if at > now}
+        waiting = list(self._not_before)
         candidates = await (
             Job.filter(status=JobStatus.QUEUED)
             .exclude(id__in=waiting + list(self._running))
@@ -77,7 +79,6 @@ class InProcessJobQueue(JobQueue):
             .values_list("id", flat=True)
         )
         for job_id in candidates:
-            self._not_before.pop(job_id, None)
             task = asyncio.create_task(self._run(job_id), name=f"job-{job_id}")
             self._running[job_id] = task
 

@@ -23,8 +23,9 @@ TERMINAL = {"succeeded", "failed", "cancelled"}
 
 def isolated_queue() -> dict[str, str]:
     """Server settings with an ARQ queue of its own, so that workers of other test sessions
-    sharing this Redis database never take (and lose) this server's jobs."""
-    return {"JOB_QUEUE_NAME": f"arq:test:{uuid.uuid4().hex[:12]}"}
+    sharing this Redis database never take (and lose) this server's jobs; and a short sweep,
+    as other sessions flush that database when they start."""
+    return {"JOB_QUEUE_NAME": f"arq:test:{uuid.uuid4().hex[:12]}", "JOB_SWEEP_SECONDS": "1"}
 
 
 class WorkerProcess:

@@ -80,3 +80,11 @@ async def test_queued_and_interrupted_jobs_survive_a_restart(tmp_path_factory):
         for server in {id(s): s for s in (first, second) if s is not None}.values():
             await server.stop()
     assert not first.server_errors() and not (second and second.server_errors())
+
+
+async def test_a_stored_job_that_never_reached_a_worker_still_runs(job_stack):
+    """As after a crash between storing the row and enqueueing it, or Redis losing it."""
+    async with database(job_stack.server):
+        row = await Job.create(kind=PURGE, created_by_id=uuid.UUID(job_stack.admin.id))
+    done = await wait_for_job(job_stack.client, job_stack.admin.headers, str(row.id))
+    assert done["status"] == "succeeded", done

@@ -13,7 +13,7 @@ from aiosmtpd.controller import Controller
 
 from tests.conftest import Account
 from tests.jobs.conftest import register_admin
-from tests.jobs.helpers import isolated_queue, job_workers
+from tests.jobs.helpers import isolated_queue, job_workers, wait_for
 from tests.servers import MODE, ServerProcess, free_port
 
 
@@ -30,6 +30,14 @@ class Inbox:
 
     def to(self, address: str) -> list[EmailMessage]:
         return [message for rcpts, message in self.messages if address in rcpts]
+
+    async def arrived(self, address: str) -> list[EmailMessage]:
+        """Waits for mail to `address` (delivery is a background job)."""
+
+        async def mail() -> list[EmailMessage]:
+            return self.to(address)
+
+        return await wait_for(mail, bool)
 
 
 @pytest.fixture(scope="module")

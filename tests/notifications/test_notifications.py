@@ -8,54 +8,19 @@ import uuid
 import pytest
 
 from app.notifications.jobs import dispatch_job_id, email_job_id
-from tests.conftest import Account
-from tests.executions.helpers import (
-    create_connector,
-    create_pipeline,
-    sales_canvas,
-    start_run,
-    wait_for_status,
-)
 from tests.jobs.conftest import create_user
 from tests.jobs.helpers import wait_for, wait_for_job
+from tests.notifications.helpers import failed_run, notification_about, notifications
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
-
-
-async def _failed_run(stack, owner: Account, name: str) -> str:
-    """A real execution failure: the pipeline reads a file that does not exist."""
-    source = await create_connector(
-        stack.client, owner, "file", {"path": f"missing-{uuid.uuid4().hex}.csv"}, name=name
-    )
-    pipeline = await create_pipeline(
-        stack.client, owner, sales_canvas(source, f"ds_{uuid.uuid4().hex[:8]}"), name=name
-    )
-    execution_id = await start_run(stack.client, owner, pipeline["id"])
-    execution = await wait_for_status(stack.client, owner, execution_id)
-    assert execution["status"] == "failed", execution
-    return execution_id
-
-
-async def _notifications(stack, who: Account, **params) -> dict:
-    response = await stack.client.get("/api/v1/notifications", headers=who.headers, params=params)
-    assert response.status_code == 200, response.text
-    return response.json()
-
-
-async def _notification_about(stack, who: Account, entity_id: str) -> dict:
-    async def probe():
-        items = (await _notifications(stack, who))["items"]
-        return [n for n in items if n["data"].get("entity_id") == entity_id]
-
-    return (await wait_for(probe, bool))[0]
 
 
 async def test_a_failed_run_emails_its_owner_once(stack):
     owner = await create_user(stack.client, stack.admin, "editor")
     name = f"nightly-sales-{uuid.uuid4().hex[:6]}"
-    execution_id = await _failed_run(stack, owner, name)
+    execution_id = await failed_run(stack.client, owner, name)
 
-    messages = await wait_for(lambda: _async(stack.inbox.to(owner.email)), bool)
+    messages = await stack.inbox.arrived(owner.email)
     message = messages[0]
     assert message["To"] == owner.email
     assert message["Subject"] == f"Pipeline \u201c{name}\u201d failed"
@@ -63,7 +28,7 @@ async def test_a_failed_run_emails_its_owner_once(stack):
     assert execution_id in text and "failed" in text
     assert name in message.get_body(("html",)).get_content()
 
-    notification = await _notification_about(stack, owner, execution_id)
+    notification = await notification_about(stack.client, owner, execution_id)
     assert notification["type"] == "execution.failed" and notification["read"] is False
     assert notification["title"] == message["Subject"]
     assert sorted(notification["data"]["channels"]) == ["email", "websocket"]
@@ -76,7 +41,7 @@ async def test_a_failed_run_emails_its_owner_once(stack):
         stack.client, stack.admin.headers, str(email_job_id(uuid.UUID(notification["id"])))
     )
     assert sent["status"] == "succeeded" and sent["result"] == {"to": owner.email}
-    listed = await _notifications(stack, owner, type="execution.failed")
+    listed = await notifications(stack.client, owner, type="execution.failed")
     assert [n["data"]["entity_id"] for n in listed["items"]].count(execution_id) == 1
     assert len(stack.inbox.to(owner.email)) == 1
 
@@ -101,13 +66,13 @@ async def test_email_switched_off_means_no_email(stack):
     assert choice == [
         {"event_type": "execution.failed", "channel": "email", "enabled": False, "default": True}
     ]
-    execution_id = await _failed_run(stack, owner, f"quiet-{uuid.uuid4().hex[:6]}")
-    notification = await _notification_about(stack, owner, execution_id)
+    execution_id = await failed_run(stack.client, owner, f"quiet-{uuid.uuid4().hex[:6]}")
+    notification = await notification_about(stack.client, owner, execution_id)
     assert notification["data"]["channels"] == ["websocket"]
     # A second owner with the default still gets mail, and the first one still none.
     other = await create_user(stack.client, stack.admin, "editor")
-    await _failed_run(stack, other, f"loud-{uuid.uuid4().hex[:6]}")
-    await wait_for(lambda: _async(stack.inbox.to(other.email)), bool)
+    await failed_run(stack.client, other, f"loud-{uuid.uuid4().hex[:6]}")
+    await stack.inbox.arrived(other.email)
     assert stack.inbox.to(owner.email) == []
 
 
@@ -119,7 +84,7 @@ async def test_unread_counts_and_read_marks(stack):
         )
         assert started.status_code == 202, started.text
     unread = await wait_for(
-        lambda: _notifications(stack, admin, unread="true"), lambda page: page["total"] == 3
+        lambda: notifications(stack.client, admin, unread="true"), lambda page: page["total"] == 3
     )
     assert unread["unread_count"] == 3
     assert all(n["type"] == "job.succeeded" and not n["read"] for n in unread["items"])
@@ -130,32 +95,32 @@ async def test_unread_counts_and_read_marks(stack):
     assert read.status_code == 200 and read.json()["read"] is True and read.json()["read_at"]
     again = await stack.client.post(f"/api/v1/notifications/{first}/read", headers=admin.headers)
     assert again.json()["read_at"] == read.json()["read_at"]
-    assert (await _notifications(stack, admin))["unread_count"] == 2
-    assert [n["id"] for n in (await _notifications(stack, admin, unread="false"))["items"]] == [
-        first
-    ]
+    assert (await notifications(stack.client, admin))["unread_count"] == 2
+    assert [
+        n["id"] for n in (await notifications(stack.client, admin, unread="false"))["items"]
+    ] == [first]
 
     everything = await stack.client.post("/api/v1/notifications/read-all", headers=admin.headers)
     assert everything.json() == {"updated": 2, "unread_count": 0}
-    page = await _notifications(stack, admin, limit=2)
+    page = await notifications(stack.client, admin, limit=2)
     assert page["total"] == 3 and len(page["items"]) == 2 and page["unread_count"] == 0
-    assert (await _notifications(stack, admin, unread="true"))["items"] == []
+    assert (await notifications(stack.client, admin, unread="true"))["items"] == []
 
 
 async def test_other_users_notifications_are_not_found(stack):
     owner = await create_user(stack.client, stack.admin, "editor")
     stranger = await create_user(stack.client, stack.admin, "admin")
-    execution_id = await _failed_run(stack, owner, f"private-{uuid.uuid4().hex[:6]}")
-    notification = await _notification_about(stack, owner, execution_id)
+    execution_id = await failed_run(stack.client, owner, f"private-{uuid.uuid4().hex[:6]}")
+    notification = await notification_about(stack.client, owner, execution_id)
     response = await stack.client.post(
         f"/api/v1/notifications/{notification['id']}/read", headers=stranger.headers
     )
     assert response.status_code == 404
     assert all(
         n["data"].get("entity_id") != execution_id
-        for n in (await _notifications(stack, stranger))["items"]
+        for n in (await notifications(stack.client, stranger))["items"]
     )
-    assert (await _notifications(stack, owner))["unread_count"] >= 1
+    assert (await notifications(stack.client, owner))["unread_count"] >= 1
 
 
 @pytest.mark.parametrize(
@@ -226,5 +191,15 @@ async def test_without_smtp_the_email_channel_is_off(client, admin):
     } in prefs.json()["preferences"]
 
 
-async def _async(value):
-    return value
+async def test_the_routes_are_documented(client):
+    paths = (await client.get("/docs/openapi.json")).json()["paths"]
+    for path in (
+        "/api/v1/notifications",
+        "/api/v1/notifications/{notification_id}/read",
+        "/api/v1/notifications/read-all",
+        "/api/v1/notifications/preferences",
+        "/api/v1/jobs",
+        "/api/v1/jobs/{job_id}",
+        "/api/v1/jobs/{job_id}/cancel",
+    ):
+        assert path in paths, path
