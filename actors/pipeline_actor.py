@@ -165,7 +165,12 @@ class PipelineActorDeps:
 
     @property
     def work_root(self) -> Path:
-        return self.data_dir / "work"
+        return work_root(self.data_dir)
+
+
+def work_root(data_dir: Path) -> Path:
+    """Where runs keep their per-node outputs for retries: DATA_DIR/work/<pipeline>/<run>."""
+    return data_dir / "work"
 
 
 def now() -> datetime:
@@ -627,6 +632,20 @@ async def crash_orphans(live_tokens: set[str], events: ExecutionEvents) -> int:
     if orphans:
         logger.warning("{} execution(s) of stopped processes marked crashed", len(orphans))
     return len(orphans)
+
+
+def prune_work_dirs(work_root: Path, max_age_seconds: float) -> int:
+    """Delete retry caches nobody retried in time (a successful run deletes its own)."""
+    if not work_root.is_dir():
+        return 0
+    cutoff = datetime.now(UTC).timestamp() - max_age_seconds
+    pruned = 0
+    for pipeline_dir in work_root.iterdir():
+        for run_dir in pipeline_dir.iterdir() if pipeline_dir.is_dir() else []:
+            if run_dir.stat().st_mtime < cutoff:
+                shutil.rmtree(run_dir, ignore_errors=True)
+                pruned += 1
+    return pruned
 
 
 # --- one run ---------------------------------------------------------------------------------

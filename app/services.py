@@ -107,7 +107,9 @@ async def build_services(settings: Settings) -> Services:
         connectors=connectors,
         redis=redis,
         executions=ExecutionService(
-            _actor_directory(settings, connectors, redis, bus), settings.SCHEDULER_INTERVAL_SECONDS
+            _actor_directory(settings, connectors, redis, bus),
+            settings.SCHEDULER_INTERVAL_SECONDS,
+            settings.DATA_DIR,
         ),
         bus=bus,
         jobs=_job_queue(settings, bus),

@@ -4,6 +4,7 @@ storage. Nothing here changes execution state itself."""
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any
 from uuid import UUID
 
@@ -19,6 +20,8 @@ from actors.pipeline_actor import (
     Retry,
     Rollback,
     Run,
+    prune_work_dirs,
+    work_root,
 )
 from actors.runtime import ActorError, ActorStopped, MailboxFull
 from actors.scheduler import Scheduler
@@ -37,6 +40,7 @@ from engine.pipeline import Issue
 from storage.models import ExecutionLog, ExecutionStep, PipelineExecution
 
 ASK_TIMEOUT_SECONDS = 30.0
+WORK_DIR_MAX_AGE_SECONDS = 7 * 86400  # how long a failed run can be retried from its cache
 DRY_RUN_TIMEOUT_SECONDS = 120.0
 
 
@@ -71,13 +75,15 @@ def as_problem(exc: Exception) -> Problem:
 
 
 class ExecutionService:
-    def __init__(self, directory: ActorDirectory, schedule_interval: float):
+    def __init__(self, directory: ActorDirectory, schedule_interval: float, data_dir: Path):
         self.directory = directory
+        self.work_root = work_root(data_dir)
         self.scheduler = Scheduler(directory, schedule_interval)
 
     async def start(self) -> None:
         await self.directory.start()
         await self.scheduler.start()
+        await asyncio.to_thread(prune_work_dirs, self.work_root, WORK_DIR_MAX_AGE_SECONDS)
 
     async def close(self) -> None:
         await self.scheduler.close()

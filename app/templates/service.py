@@ -60,6 +60,13 @@ def check_template(parameters: dict[str, Any], definition: dict[str, Any]) -> No
             "parameters is not a valid JSON Schema.",
             errors=[{"pointer": "/parameters", "message": exc.message}],
         ) from None
+    try:  # e.g. a $ref nothing can resolve: refuse it now, not when instantiating
+        list(Draft202012Validator(parameters).iter_errors({}))
+    except Exception as exc:
+        raise Unprocessable(
+            "parameters cannot be evaluated.",
+            errors=[{"pointer": "/parameters", "message": str(exc)[:300]}],
+        ) from None
     if parameters.get("type") != "object":
         raise Unprocessable(
             "parameters must describe an object.",
