@@ -204,6 +204,8 @@ async def test_read_full_refresh_in_batches(mysql_config, mysql, ctx) -> None:
     assert frame["opens"].to_list() == [dt.time(8, 30), None, dt.time(17, 0)]
     assert frame["updated_at"][0] == dt.datetime(2024, 1, 1, 10)
     assert (await read_all(mysql_config, ctx, stream="orders", limit=1)).height == 1
+    view = await read_all(mysql_config, ctx, stream="active_customers")
+    assert sorted(view["name"].to_list()) == ["Ada", "Cy"]
 
 
 async def test_read_incremental_returns_rows_past_the_cursor_in_order(

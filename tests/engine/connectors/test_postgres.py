@@ -236,6 +236,8 @@ async def test_read_full_refresh_in_batches(pg_config, pg, ctx) -> None:
 
     limited = await read_all(pg_config, ctx, stream="orders", limit=1)
     assert limited.height == 1
+    view = await read_all(pg_config, ctx, stream="active_customers")
+    assert sorted(view["name"].to_list()) == ["Ada", "Cy"]
 
 
 async def test_read_incremental_returns_rows_past_the_cursor_in_order(pg_config, pg, ctx) -> None:

@@ -181,6 +181,8 @@ async def test_read_full_refresh_in_batches(shop, ctx) -> None:
     orders = await read_all(shop, ctx, stream="orders")
     assert orders["placed_on"].to_list() == [dt.date(2024, 2, 1), None]
     assert (await read_all(shop, ctx, stream="orders", limit=1)).height == 1
+    view = await read_all(shop, ctx, stream="active_customers")
+    assert sorted(view["name"].to_list()) == ["Ada", "Cy"]
 
 
 async def test_read_incremental_by_datetime_and_by_id(shop, ctx) -> None:
@@ -323,3 +325,30 @@ async def test_write_of_some_columns_leaves_defaults_to_the_table(ctx) -> None:
     conn.close()
     await write({"path": "events.db"}, ctx, "events", "append", pl.DataFrame({"kind": ["a"]}))
     assert query(ctx, "SELECT id, kind, seen FROM events", "events.db") == [(1, "a", 1)]
+
+
+@pytest.mark.parametrize(
+    ("declared", "logical"),
+    [
+        ("INT", LogicalType.INTEGER),
+        ("UNSIGNED BIG INT", LogicalType.INTEGER),
+        ("NVARCHAR(100)", LogicalType.STRING),
+        ("CLOB", LogicalType.STRING),
+        ("DOUBLE PRECISION", LogicalType.NUMBER),
+        ("FLOAT", LogicalType.NUMBER),
+        ("NUMERIC(10, 5)", LogicalType.DECIMAL),
+        ("BOOLEAN", LogicalType.BOOLEAN),
+        ("TIMESTAMP", LogicalType.DATETIME),
+        ("DATE", LogicalType.DATE),
+        ("BLOB", LogicalType.BINARY),
+        ("JSON", LogicalType.JSON),
+        ("", LogicalType.UNKNOWN),
+    ],
+)
+async def test_declared_types_map_like_sqlite_affinity(ctx, declared: str, logical) -> None:
+    with sqlite3.connect(ctx.data_dir / "types.db") as conn:
+        conn.execute(f"CREATE TABLE t (c {declared})")
+    conn.close()
+    (table,) = await connector.discover({"path": "types.db"}, ctx)
+    assert table.fields[0].type == logical
+    assert table.fields[0].native_type == declared
