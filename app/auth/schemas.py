@@ -1,10 +1,10 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Any, ClassVar, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, ValidationInfo, field_validator
 
 from storage.models import Role
 
@@ -13,6 +13,39 @@ class StrictModel(BaseModel):
     """Request bodies: unknown fields are rejected, not ignored."""
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class PatchModel(StrictModel):
+    """PATCH bodies: a field may be left out, but `null` only where clearing it means something."""
+
+    NULLABLE: ClassVar[frozenset[str]] = frozenset()
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _null_only_where_clearable(cls, value: Any, info: ValidationInfo) -> Any:
+        if value is None and info.field_name not in cls.NULLABLE:
+            raise ValueError("may be left out, but cannot be null")
+        return value
+
+    @classmethod
+    def __get_pydantic_json_schema__(cls, core_schema: Any, handler: Any) -> dict[str, Any]:
+        # Document what the validator enforces: no null branch where null is refused.
+        schema = handler.resolve_ref_schema(handler(core_schema))
+        for name, prop in schema.get("properties", {}).items():
+            if name in cls.NULLABLE:
+                continue
+            if prop.get("default", ...) is None:
+                del prop["default"]
+            branches = prop.get("anyOf")
+            if not branches:
+                continue
+            kept = [branch for branch in branches if branch.get("type") != "null"]
+            if len(kept) == 1:
+                del prop["anyOf"]
+                prop.update(kept[0])
+            else:
+                prop["anyOf"] = kept
+        return schema
 
 
 Password = Field(min_length=8, max_length=256)

@@ -6,7 +6,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, Field
 
-from app.auth.schemas import StrictModel
+from app.auth.schemas import PatchModel, StrictModel
 from app.core.listing import ListQuery
 
 MAX_CONFIG_KEYS = 200
@@ -19,7 +19,7 @@ class ConnectorCreate(StrictModel):
     config: dict[str, Any] = Field(default_factory=dict, max_length=MAX_CONFIG_KEYS)
 
 
-class ConnectorUpdate(StrictModel):
+class ConnectorUpdate(PatchModel):
     name: str | None = Field(None, min_length=1, max_length=200)
     description: str | None = Field(None, max_length=5000)
     config: dict[str, Any] | None = Field(None, max_length=MAX_CONFIG_KEYS)

@@ -8,7 +8,7 @@ from uuid import UUID
 from croniter import croniter
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from app.auth.schemas import StrictModel
+from app.auth.schemas import PatchModel, StrictModel
 from app.core.listing import ListQuery
 
 MAX_NODES = 500
@@ -87,7 +87,9 @@ class PipelineCreate(StrictModel):
     _cron = field_validator("schedule")(_valid_cron)
 
 
-class PipelineUpdate(StrictModel):
+class PipelineUpdate(PatchModel):
+    NULLABLE = frozenset({"schedule"})
+
     name: str | None = Field(None, min_length=1, max_length=200)
     description: str | None = Field(None, max_length=5000)
     visual_definition: VisualDefinition | None = None

@@ -6,7 +6,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, Field
 
-from app.auth.schemas import StrictModel
+from app.auth.schemas import PatchModel, StrictModel
 from app.core.listing import ListQuery
 
 NODE_TYPE = Field(min_length=1, max_length=64, pattern=r"^[a-z][a-z0-9_.]*$")
@@ -19,7 +19,7 @@ class TransformationCreate(StrictModel):
     config: dict[str, Any] = Field(default_factory=dict, max_length=200)
 
 
-class TransformationUpdate(StrictModel):
+class TransformationUpdate(PatchModel):
     name: str | None = Field(None, min_length=1, max_length=200)
     description: str | None = Field(None, max_length=5000)
     node_type: str | None = Field(None, min_length=1, max_length=64, pattern=r"^[a-z][a-z0-9_.]*$")

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from pydantic import EmailStr, Field
 
-from app.auth.schemas import StrictModel
+from app.auth.schemas import PatchModel, StrictModel
 from app.core.listing import ListQuery
 from storage.models import Role
 
@@ -14,7 +14,7 @@ class UserCreate(StrictModel):
     role: Role = Role.VIEWER
 
 
-class UserUpdate(StrictModel):
+class UserUpdate(PatchModel):
     """Anyone may change their own name and password; only admins change email, role, status."""
 
     full_name: str | None = Field(None, max_length=200)
