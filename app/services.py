@@ -28,7 +28,7 @@ from app.connectors.secrets import SecretBox
 from app.connectors.service import ConnectorService
 from app.executions.runtime import actor_supervisor, process_token
 from app.executions.service import ExecutionService
-from app.jobs.environment import job_policy, job_resources
+from app.jobs.environment import job_policy, job_resources, job_schedules
 from app.jobs.kinds import load_job_kinds
 from app.notifications.service import NotificationService
 from app.realtime.service import Realtime
@@ -86,6 +86,7 @@ def _job_queue(settings: Settings, bus: EventBus) -> JobQueue:
         concurrency=settings.JOB_CONCURRENCY,
         poll_seconds=settings.JOB_POLL_SECONDS,
         consume=settings.JOB_WORKER_ENABLED,
+        schedules=job_schedules(settings),
     )
 
 

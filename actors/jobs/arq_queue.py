@@ -26,6 +26,7 @@ from loguru import logger
 from actors.bus.base import EventBus
 from actors.jobs.base import JobQueue, JobStatus
 from actors.jobs.runner import JobRunner, RunnerPolicy
+from actors.jobs.schedule import Schedule, run_schedules
 from storage.models import Job
 
 ARQ_FUNCTION = "run_job"
@@ -50,6 +51,7 @@ class JobEnvironment:
     bus: EventBus
     policy: RunnerPolicy
     resources: dict[str, Any] = field(default_factory=dict)
+    schedules: list[Schedule] = field(default_factory=list)  # periodic jobs the workers start
 
 
 EnvironmentFactory = Callable[[Any], AbstractAsyncContextManager[JobEnvironment]]
@@ -155,8 +157,11 @@ def create_worker(settings: Any, environment: str = DEFAULT_ENVIRONMENT) -> Work
         queue = ArqJobQueue(runner, queue_name=settings.JOB_QUEUE_NAME, pool=ctx["redis"])
         ctx["job_queue"] = queue
         await queue.recover()
-        sweeper = asyncio.create_task(queue.sweep_forever(settings.JOB_SWEEP_SECONDS))
-        resources.push_async_callback(_cancel, sweeper)
+        for background in (
+            queue.sweep_forever(settings.JOB_SWEEP_SECONDS),
+            run_schedules(queue, env.schedules),
+        ):
+            resources.push_async_callback(_cancel, asyncio.create_task(background))
 
     async def shutdown(ctx: dict[str, Any]) -> None:
         await resources.aclose()

@@ -11,6 +11,7 @@ from loguru import logger
 
 from actors.jobs.base import JobQueue, JobStatus
 from actors.jobs.runner import JobRunner
+from actors.jobs.schedule import Schedule, run_schedules
 from storage.models import Job
 
 
@@ -22,6 +23,7 @@ class InProcessJobQueue(JobQueue):
         concurrency: int = 4,
         poll_seconds: float = 1.0,
         consume: bool = True,
+        schedules: list[Schedule] | None = None,
     ):
         super().__init__(runner)
         self.concurrency = concurrency
@@ -30,7 +32,8 @@ class InProcessJobQueue(JobQueue):
         self._wake = asyncio.Event()
         self._running: dict[UUID, asyncio.Task[None]] = {}
         self._not_before: dict[UUID, float] = {}  # retry back-off, by job id
-        self._loop_task: asyncio.Task[None] | None = None
+        self.schedules = schedules or []  # run by this process when it consumes
+        self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
         if not self.consume:
@@ -38,17 +41,17 @@ class InProcessJobQueue(JobQueue):
         # One process in embedded mode: whatever is `running` now was left by a dead one.
         for row in await Job.filter(status=JobStatus.RUNNING):
             await self.runner.requeue_interrupted(row)
-        self._loop_task = asyncio.create_task(self._consume(), name="job-worker")
+        self._tasks = [
+            asyncio.create_task(self._consume(), name="job-worker"),
+            asyncio.create_task(run_schedules(self, self.schedules), name="job-schedules"),
+        ]
 
     async def close(self) -> None:
-        if self._loop_task is None:
-            return
-        self._loop_task.cancel()
-        tasks = list(self._running.values())
+        tasks = [*self._tasks, *self._running.values()]
         for task in tasks:
             task.cancel()  # the runner puts an interrupted job back in the queue
-        await asyncio.gather(self._loop_task, *tasks, return_exceptions=True)
-        self._loop_task = None
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._tasks = []
 
     async def _submit(self, job_id: UUID) -> bool:
         self._wake.set()

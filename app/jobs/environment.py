@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 
 from redis.asyncio import Redis
 
@@ -12,6 +13,7 @@ from actors.bus.outbox import outbox
 from actors.bus.redis import RedisBus
 from actors.jobs.arq_queue import JobEnvironment
 from actors.jobs.runner import RunnerPolicy
+from actors.jobs.schedule import Schedule
 from app.jobs.kinds import load_job_kinds
 from app.logging import configure_logging
 from app.settings import Settings
@@ -24,6 +26,15 @@ def job_policy(settings: Settings) -> RunnerPolicy:
         timeout_seconds=settings.JOB_TIMEOUT_SECONDS,
         retry_backoff_seconds=settings.JOB_RETRY_BACKOFF_SECONDS,
     )
+
+
+def job_schedules(settings: Settings) -> list[Schedule]:
+    """Periodic jobs, started by whichever process runs jobs (one job per period)."""
+    return [
+        Schedule(
+            "maintenance.purge_events", timedelta(seconds=settings.EVENT_PURGE_INTERVAL_SECONDS)
+        )
+    ]
 
 
 def job_resources(settings: Settings) -> dict[str, object]:
@@ -41,7 +52,9 @@ async def job_environment(settings: Settings) -> AsyncIterator[JobEnvironment]:
     await bus.start()
     outbox.bus = bus  # events jobs record (e.g. notification.created) go out after commit
     try:
-        yield JobEnvironment(bus, job_policy(settings), job_resources(settings))
+        yield JobEnvironment(
+            bus, job_policy(settings), job_resources(settings), job_schedules(settings)
+        )
     finally:
         outbox.bus = None
         await bus.close()

@@ -10,12 +10,14 @@ import uuid
 from asyncio.subprocess import STDOUT, Process
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 from tortoise import Tortoise
 
 from storage.db import tortoise_config
+from storage.models import Event
 from tests.servers import MODE, ROOT, ServerProcess
 
 TERMINAL = {"succeeded", "failed", "cancelled"}
@@ -112,3 +114,16 @@ async def wait_for_job(
         return response.json()
 
     return await wait_for(fetch, lambda job: job["status"] in TERMINAL, within)
+
+
+async def store_event(topic: str, age_days: int, published: bool) -> uuid.UUID:
+    """An audit event `age_days` old (no API can write the past)."""
+    created = datetime.now(UTC) - timedelta(days=age_days)
+    event = await Event.create(
+        topic=topic, seq=1, type="pipeline.updated", entity_type="pipeline", entity_id="x"
+    )
+    # created_at is set on insert; backdate it as if the event were that old.
+    await Event.filter(id=event.id).update(
+        created_at=created, published_at=created if published else None
+    )
+    return event.id

@@ -5,37 +5,24 @@ read back; visibility, cancellation and bad input."""
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from storage.models import Event, Job
 from tests.jobs.conftest import create_user
-from tests.jobs.helpers import database, wait_for_job
+from tests.jobs.helpers import database, store_event, wait_for_job
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 PURGE = "maintenance.purge_events"
 
 
-async def _store_event(topic: str, age_days: int, published: bool) -> uuid.UUID:
-    created = datetime.now(UTC) - timedelta(days=age_days)
-    event = await Event.create(
-        topic=topic, seq=1, type="pipeline.updated", entity_type="pipeline", entity_id="x"
-    )
-    # created_at is set on insert; backdate it as if the event were that old.
-    await Event.filter(id=event.id).update(
-        created_at=created, published_at=created if published else None
-    )
-    return event.id
-
-
 async def test_purge_events_job_deletes_only_expired_published_events(job_stack):
     client, admin = job_stack.client, job_stack.admin
     async with database(job_stack.server):
-        old = await _store_event(f"pipeline:{uuid.uuid4()}", 40, published=True)
-        pending = await _store_event(f"pipeline:{uuid.uuid4()}", 40, published=False)
-        recent = await _store_event(f"pipeline:{uuid.uuid4()}", 2, published=True)
+        old = await store_event(f"pipeline:{uuid.uuid4()}", 40, published=True)
+        pending = await store_event(f"pipeline:{uuid.uuid4()}", 40, published=False)
+        recent = await store_event(f"pipeline:{uuid.uuid4()}", 2, published=True)
 
     response = await client.post(
         "/api/v1/jobs",

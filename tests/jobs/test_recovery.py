@@ -10,9 +10,16 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 
-from storage.models import Job
+from storage.models import Event, Job
 from tests.jobs.conftest import register_admin
-from tests.jobs.helpers import database, isolated_queue, job_workers, wait_for_job
+from tests.jobs.helpers import (
+    database,
+    isolated_queue,
+    job_workers,
+    store_event,
+    wait_for,
+    wait_for_job,
+)
 from tests.servers import MODE, ServerProcess
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -88,3 +95,24 @@ async def test_a_stored_job_that_never_reached_a_worker_still_runs(job_stack):
         row = await Job.create(kind=PURGE, created_by_id=uuid.UUID(job_stack.admin.id))
     done = await wait_for_job(job_stack.client, job_stack.admin.headers, str(row.id))
     assert done["status"] == "succeeded", done
+
+
+async def test_expired_events_are_purged_on_schedule(server_factory):
+    server = await server_factory(EVENT_PURGE_INTERVAL_SECONDS="1", **isolated_queue())
+    async with (
+        job_workers(server),
+        httpx.AsyncClient(base_url=server.base_url, timeout=30) as client,
+    ):
+        admin = await register_admin(client)
+        async with database(server):
+            old = await store_event(f"pipeline:{uuid.uuid4()}", 400, published=True)
+
+            async def purged() -> bool:
+                return not await Event.exists(id=old)
+
+            await wait_for(purged, bool)
+        listed = await client.get("/api/v1/jobs", headers=admin.headers, params={"kind": PURGE})
+    runs = listed.json()["items"]
+    assert runs and all(run["created_by"] is None for run in runs)  # nobody started them
+    assert any(run["result"] and run["result"]["deleted"] == 1 for run in runs)
+    assert not server.server_errors()
