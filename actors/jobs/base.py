@@ -13,7 +13,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel
 
 if TYPE_CHECKING:
     from actors.jobs.runner import JobRunner
@@ -28,8 +28,6 @@ class JobStatus(StrEnum):
 
 
 class JobInfo(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
-
     id: UUID
     kind: str
     status: JobStatus

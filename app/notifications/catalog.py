@@ -66,10 +66,15 @@ def _people(*ids: object) -> set[UUID]:
 
 async def _execution(event: BusEvent) -> Audience:
     """The pipeline's owner and whoever started the run."""
-    pipeline = await Pipeline.get_or_none(id=event.data["pipeline_id"]).values("name", "owner_id")
+    pipeline_id = event.data.get("pipeline_id")
+    pipeline = (
+        await Pipeline.get_or_none(id=pipeline_id).values("name", "owner_id")
+        if pipeline_id
+        else None
+    )
     values = {
         "pipeline_name": pipeline["name"] if pipeline else "(deleted pipeline)",
-        "pipeline_id": event.data["pipeline_id"],
+        "pipeline_id": pipeline_id,
         "execution_id": event.entity_id,
         "error": _error_message(event.data),
     }
@@ -143,7 +148,7 @@ KINDS: dict[str, NotificationKind] = {
             "user.updated",
             frozenset({WEBSOCKET, EMAIL}),
             "Your account was changed",
-            "An administrator changed your account ($changed).",
+            "An administrator changed your account: $changed. Your role is $role.",
             _account,
         ),
     )

@@ -98,7 +98,7 @@ async def _notification_for(
                 "channels": sorted(channels),
                 "entity_type": event.entity_type,
                 "entity_id": event.entity_id,
-                **{k: str(v) for k, v in values.items() if k.endswith("_id")},
+                **{k: str(v) for k, v in values.items() if k.endswith("_id") and v},
             },
             event_id=event.id,
             # Only in-app notifications wait to be read; an email-only one is history.

@@ -46,6 +46,18 @@ async def test_a_failed_run_emails_its_owner_once(stack):
     assert len(stack.inbox.to(owner.email)) == 1
 
 
+async def test_an_admin_changing_your_role_emails_you(stack):
+    user = await create_user(stack.client, stack.admin, "viewer")
+    changed = await stack.client.patch(
+        f"/api/v1/users/{user.id}", headers=stack.admin.headers, json={"role": "editor"}
+    )
+    assert changed.status_code == 200, changed.text
+    [message] = await stack.inbox.arrived(user.email)
+    assert message["Subject"] == "Your account was changed"
+    assert "role" in message.get_body(("plain",)).get_content()
+    assert "editor" in message.get_body(("plain",)).get_content()
+
+
 async def test_email_switched_off_means_no_email(stack):
     owner = await create_user(stack.client, stack.admin, "editor")
     switched = await stack.client.put(
