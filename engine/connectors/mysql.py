@@ -318,7 +318,7 @@ def _assemble_streams(
         is_key = column in primary_keys.get(table, ())
         if (table, column) in json_columns:
             native = "json"
-        fields.append(make_field(column, native, nullable == "YES", is_key))
+        fields.append(make_field(column, native, nullable == "YES", is_key, MYSQL))
     return streams
 
 

@@ -296,7 +296,7 @@ def _assemble_streams(rows: _CatalogRows, schema: str) -> list[StreamSchema]:
         table_columns = list(table_columns)
         key = keys.get(relid, ())
         fields[relid] = [
-            make_field(name, native, not not_null, number in key, mapped_from=base)
+            make_field(name, native, not not_null, number in key, POSTGRES, base)
             for _, number, name, native, not_null, base in table_columns
         ]
         if relid in named:
@@ -363,6 +363,8 @@ def _column_plan(field: Field) -> ColumnPlan:
         select = f"{name}::text" if native in _JSON_NATIVE else f"to_jsonb({name})::text"
     elif field.type in (LogicalType.STRING, LogicalType.UNKNOWN):
         select = f"{name}::text"  # uuid, inet, enum, interval... arrive as their text form
+    elif field.type == LogicalType.DECIMAL:
+        select = f"NULLIF({name}, 'NaN')"  # a Polars decimal has no NaN: read it as null
     else:
         select = name
     dtype = polars_dtype_for(field.type, native)

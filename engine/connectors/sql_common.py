@@ -132,12 +132,27 @@ _NATIVE_TO_LOGICAL: dict[str, LogicalType] = {
     ),
     **dict.fromkeys(
         _names(
-            "bytea, blob, tinyblob, mediumblob, longblob, binary, varbinary, bit, bit varying, "
-            "varbit, geometry, point, linestring, polygon"
+            "bytea, blob, tinyblob, mediumblob, longblob, binary, varbinary, bit, geometry, "
+            "point, linestring, polygon, multipoint, multilinestring, multipolygon, "
+            "geometrycollection"
         ),
         LogicalType.BINARY,
     ),
     **dict.fromkeys(_names("json, jsonb, composite"), LogicalType.JSON),
+}
+
+# Where a dialect gives a shared name another meaning.
+_DIALECT_TYPES: dict[str, dict[str, LogicalType]] = {
+    # PostgreSQL bit strings, geometry and ranges have no logical counterpart: they travel
+    # as their text form ('101', '(1,2)', '[1,5)').
+    "postgres": dict.fromkeys(
+        _names(
+            "bit, bit varying, varbit, point, line, lseg, box, path, polygon, circle, "
+            "int4range, int8range, numrange, tsrange, tstzrange, daterange, int4multirange, "
+            "int8multirange, nummultirange, tsmultirange, tstzmultirange, datemultirange"
+        ),
+        LogicalType.STRING,
+    ),
 }
 
 _TYPE_PARAMS = re.compile(r"\([^)]*\)")
@@ -152,21 +167,27 @@ def normalize_native_type(native: str) -> str:
 
 
 @functools.lru_cache(maxsize=4096)
-def logical_type_for(native: str | None) -> LogicalType:
-    """Map a native column type of any of the three dialects onto the logical vocabulary.
+def logical_type_for(native: str | None, dialect: SqlDialect) -> LogicalType:
+    """Map a dialect's native column type onto the logical vocabulary.
 
     Cached: a database has few distinct type spellings but may have many columns."""
     if not native:
         return LogicalType.UNKNOWN
     lowered = native.strip().lower()
-    if lowered.endswith("]"):  # PostgreSQL arrays are kept whole, like JSON
+    if dialect is POSTGRES and lowered.endswith("]"):  # arrays are kept whole, like JSON
         return LogicalType.JSON
-    if _ONE_BIT_TYPES.fullmatch(lowered):  # MySQL's spelling of a boolean
-        return LogicalType.BOOLEAN
+    if dialect is MYSQL:
+        if _ONE_BIT_TYPES.fullmatch(lowered):  # MySQL's spelling of a boolean
+            return LogicalType.BOOLEAN
+        if lowered.startswith(("enum", "set")):  # enum('a','b') lists its values
+            return LogicalType.STRING
     base = normalize_native_type(lowered)
-    if base.startswith("enum") or base.startswith("set"):  # MySQL enum('a','b') lists values
-        return LogicalType.STRING
-    return _NATIVE_TO_LOGICAL.get(base) or _logical_type_by_affinity(base)
+    known = _DIALECT_TYPES.get(dialect.name, {}).get(base) or _NATIVE_TO_LOGICAL.get(base)
+    if known is not None:
+        return known
+    # SQLite takes any type name and decides by affinity; elsewhere an unknown type (an
+    # extension's, say) is read as text.
+    return _logical_type_by_affinity(base) if dialect is SQLITE else LogicalType.UNKNOWN
 
 
 def _logical_type_by_affinity(base: str) -> LogicalType:
@@ -269,7 +290,12 @@ _ALL_FIELD_NAMES_SET = set(Field.model_fields)
 
 
 def make_field(
-    name: str, native: str, nullable: bool, primary_key: bool, mapped_from: str | None = None
+    name: str,
+    native: str,
+    nullable: bool,
+    primary_key: bool,
+    dialect: SqlDialect,
+    mapped_from: str | None = None,
 ) -> Field:
     """A discovered column. `mapped_from` names the type to map when it differs from the
     declared one (a PostgreSQL domain maps as its base type).
@@ -281,7 +307,7 @@ def make_field(
         "__dict__",
         {
             "name": name,
-            "type": logical_type_for(mapped_from or native),
+            "type": logical_type_for(mapped_from or native, dialect),
             "nullable": nullable,
             "native_type": native,
             "primary_key": primary_key,
@@ -327,10 +353,14 @@ class ColumnPlan:
     finish: Callable[[pl.Series], pl.Series] | None = None
 
 
+# Polars raises some conversion failures as a Rust panic, which is a BaseException.
+_SERIES_ERRORS = (Exception, pl.exceptions.PanicException)
+
+
 def series_from_values(plan: ColumnPlan, values: Sequence[Any]) -> pl.Series:
     try:
         series = pl.Series(plan.name, values, dtype=plan.dtype, strict=False)
-    except Exception:
+    except _SERIES_ERRORS:
         # Values the dtype cannot hold (NaN numerics, precision beyond Polars' limits):
         # keep them readable as text rather than failing the whole read.
         series = pl.Series(

@@ -245,7 +245,7 @@ def _assemble_streams(rows: Sequence[tuple[Any, ...]]) -> list[StreamSchema]:
                 )
             )
         # A column without a declared type has no affinity: it holds whatever was stored.
-        fields.append(make_field(column, declared or "", not not_null, pk_position > 0))
+        fields.append(make_field(column, declared or "", not not_null, pk_position > 0, SQLITE))
     return streams
 
 

@@ -565,3 +565,29 @@ async def test_check_without_connect_privilege_is_permission(pg_config, pg, ctx)
         assert role in result.error.message
     finally:
         await pg.execute(f'DROP ROLE "{role}"')
+
+
+async def test_types_without_a_logical_counterpart_read_as_text(pg_config, pg, ctx) -> None:
+    await pg.execute(
+        "CREATE TABLE odd (id int PRIMARY KEY, u uuid, net inet, span interval, bits bit(3),"
+        " spot point, span_ids int4range, amount numeric, clock timetz);"
+        "INSERT INTO odd VALUES (1, '00000000-0000-0000-0000-000000000001', '10.0.0.1',"
+        " '1 day', B'101', '(1,2)', '[1,5)', 'NaN', '10:00+02'),"
+        " (2, NULL, NULL, NULL, NULL, NULL, NULL, 2.5, NULL)"
+    )
+    (odd,) = await connector.discover(pg_config, ctx)
+    types = {f.name: f.type for f in odd.fields}
+    assert types["spot"] == types["span_ids"] == types["bits"] == LogicalType.STRING
+    frame = (await read_all(pg_config, ctx, stream="odd")).sort("id")
+    assert frame.row(0) == (
+        1,
+        "00000000-0000-0000-0000-000000000001",
+        "10.0.0.1/32",
+        "1 day",
+        "101",
+        "(1,2)",
+        "[1,5)",
+        None,  # numeric NaN: Polars decimals cannot hold it
+        "10:00:00+02",
+    )
+    assert frame["amount"][1] == Decimal("2.5")
