@@ -381,9 +381,11 @@ def empty_frame(plans: Sequence[ColumnPlan]) -> pl.DataFrame:
 
 
 def duration_to_time(series: pl.Series) -> pl.Series:
-    """MySQL TIME arrives as timedelta; Polars cannot cast Duration to Time directly."""
+    """MySQL TIME arrives as timedelta (Polars cannot cast Duration to Time directly). TIME is
+    really an interval: values outside a day (negative, or 24 h and more) become null."""
     nanos = series.cast(pl.Duration("ns")).cast(pl.Int64)
-    return nanos.cast(pl.Time)
+    in_a_day = nanos.is_between(0, 86_400 * 10**9, closed="left")
+    return nanos.zip_with(in_a_day, pl.Series([None], dtype=pl.Int64)).cast(pl.Time)
 
 
 def text_to_temporal(dtype: pl.DataType) -> Callable[[pl.Series], pl.Series]:
