@@ -30,6 +30,7 @@ from app.executions.runtime import actor_supervisor, process_token
 from app.executions.service import ExecutionService
 from app.jobs.environment import job_policy, job_resources, job_schedules
 from app.jobs.kinds import load_job_kinds
+from app.notifications.mailer import email_configured
 from app.notifications.service import NotificationService
 from app.realtime.service import Realtime
 from app.settings import Settings
@@ -116,7 +117,7 @@ async def build_services(settings: Settings) -> Services:
         jobs=_job_queue(settings, bus),
     )
     await services.jobs.start()
-    services.notifications = NotificationService(bus, services.jobs, settings.SMTP_URL is not None)
+    services.notifications = NotificationService(bus, services.jobs, email_configured(settings))
     await services.notifications.start()
     await services.executions.start()
     services.realtime = Realtime(settings, bus, principals)

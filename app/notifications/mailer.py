@@ -82,6 +82,14 @@ class Mailer:
         )
 
 
+def email_configured(settings) -> bool:
+    """Whether the email channel is on; a malformed SMTP_URL stops start-up here."""
+    if not settings.SMTP_URL:
+        return False
+    SmtpConfig.from_url(settings.SMTP_URL)
+    return True
+
+
 def mailer_from_settings(settings) -> Mailer | None:
     if not settings.SMTP_URL:
         return None
