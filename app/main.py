@@ -12,6 +12,7 @@ from sanic_ext import Extend
 from app.auth.access import undeclared_routes
 from app.auth.routes import bp as auth_bp
 from app.builder.routes import bp as builder_bp
+from app.configurations.routes import bp as configurations_bp
 from app.connectors.routes import bp as connectors_bp
 from app.core.errors import register_error_handlers
 from app.core.middleware import register_middleware
@@ -22,13 +23,16 @@ from app.health.routes import bp as health_bp
 from app.health.routes import metrics_bp
 from app.jobs.routes import bp as jobs_bp
 from app.logging import configure_logging
+from app.mappings.routes import bp as mappings_bp
 from app.monitoring.routes import bench_bp
 from app.monitoring.routes import bp as monitoring_bp
 from app.notifications.routes import bp as notifications_bp
 from app.pipelines.routes import bp as pipelines_bp
 from app.realtime.routes import bp as realtime_bp
+from app.schema.routes import bp as schema_bp
 from app.services import build_services
 from app.settings import Settings, get_settings
+from app.settings_api.routes import bp as settings_bp
 from app.templates.routes import bp as templates_bp
 from app.templates.service import seed_builtin_templates
 from app.transformations.routes import bp as transformations_bp
@@ -53,6 +57,10 @@ BLUEPRINTS = (
     events_bp,
     monitoring_bp,
     realtime_bp,
+    configurations_bp,
+    schema_bp,
+    mappings_bp,
+    settings_bp,
 )
 _app_numbers = count()
 

@@ -6,6 +6,7 @@ config/default.toml, the defaults below.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import tomllib
 from functools import cache
@@ -82,6 +83,14 @@ class Settings(BaseSettings):
     OUTBOX_RELAY_INTERVAL_SECONDS: float = Field(10.0, gt=0)
     OUTBOX_RELAY_GRACE_SECONDS: float = Field(5.0, ge=0)  # younger rows may be mid-publish
     METRICS_INTERVAL_MS: int = Field(2000, ge=250)  # default interval of metrics:* topics
+    # Connectors: the SSRF policy (app/connectors/context.py) and connection-test limits.
+    # Networks are comma-separated CIDRs; admins add more through /api/v1/settings/network.
+    CONNECTOR_ALLOWED_NETWORKS: Annotated[list[str], NoDecode] = []
+    CONNECTOR_DENIED_NETWORKS: Annotated[list[str], NoDecode] = []
+    # Unset: loopback is reachable in embedded mode and outside production.
+    CONNECTOR_ALLOW_LOOPBACK: bool | None = None
+    CONNECTOR_TEST_TIMEOUT_SECONDS: float = Field(10.0, gt=0, le=120)
+    CONNECTOR_DISCOVER_TIMEOUT_SECONDS: float = Field(30.0, gt=0, le=600)
     BENCH_HOOKS: bool = False  # POST /api/v1/bench/publish for bench/ws.py; never in production
 
     @field_validator("ALLOWED_ORIGINS", mode="before")
@@ -89,6 +98,15 @@ class Settings(BaseSettings):
     def _split_origins(cls, value: Any) -> Any:
         if isinstance(value, str):
             return [o.strip() for o in value.split(",") if o.strip()]
+        return value
+
+    @field_validator("CONNECTOR_ALLOWED_NETWORKS", "CONNECTOR_DENIED_NETWORKS", mode="before")
+    @classmethod
+    def _split_networks(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = [n.strip() for n in value.split(",") if n.strip()]
+        for network in value or []:
+            ipaddress.ip_network(network, strict=False)  # a bad CIDR stops start-up
         return value
 
     @model_validator(mode="after")

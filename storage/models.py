@@ -385,3 +385,15 @@ class Dataset(TimestampedModel):
 
     class Meta:
         table = "datasets"
+
+
+class PlatformSetting(Model):
+    # Settings an admin changes at run time (e.g. the connector network policy), by key.
+
+    key = fields.CharField(max_length=64, primary_key=True)
+    value = fields.JSONField(default=dict)
+    updated_by = fields.UUIDField(null=True)
+    updated_at = fields.DatetimeField(auto_now=True)
+
+    class Meta:
+        table = "platform_settings"

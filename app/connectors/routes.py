@@ -11,6 +11,14 @@ from app.connectors.schemas import (
     ConnectorUpdate,
 )
 from app.connectors.service import PUBLIC_FIELDS, ConnectorService, all_specs, spec_of
+from app.connectors.testing import (
+    ConnectionTestBody,
+    ConnectionTestOut,
+    ConnectorProbe,
+    PreviewBody,
+    PreviewOut,
+    SavedConnectionTestBody,
+)
 from app.core.docs import doc
 from app.core.http import json_response, no_content, page, parse_body, parse_query, parse_uuid
 from app.core.listing import ListSpec, fetch_page
@@ -113,3 +121,56 @@ async def delete_connector(request: Request, connector_id: str):
         parse_uuid(connector_id, "connector"), current_principal(request)
     )
     return no_content()
+
+
+# --- connection tests and previews (app/connectors/testing.py) --------------------------------
+
+
+def _probe(request: Request) -> ConnectorProbe:
+    return ConnectorProbe(_service(request), request.app.ctx.services.settings)
+
+
+@bp.post("/test")
+@requires(Role.EDITOR)
+@doc(
+    tag="connectors",
+    summary="Test an unsaved configuration",
+    description="Always 200 for a known type: ok=false with a category (dns, connect, timeout, "
+    "tls, auth, permission, not_found, invalid_config) and the config field it concerns.",
+    body=ConnectionTestBody,
+    response=ConnectionTestOut,
+)
+async def test_unsaved_connector(request: Request):
+    result = await _probe(request).test_unsaved(parse_body(request, ConnectionTestBody))
+    return json_response(result)
+
+
+@bp.post("/<connector_id>/test")
+@requires(Role.EDITOR)
+@doc(
+    tag="connectors",
+    summary="Test a saved connector",
+    body=SavedConnectionTestBody,
+    response=ConnectionTestOut,
+    errors=(404,),
+)
+async def test_saved_connector(request: Request, connector_id: str):
+    connector = await _service(request).get(parse_uuid(connector_id, "connector"))
+    body = parse_body(request, SavedConnectionTestBody) if request.body else None
+    result = await _probe(request).test_saved(connector, body or SavedConnectionTestBody())
+    return json_response(result)
+
+
+@bp.post("/<connector_id>/preview")
+@requires(Role.EDITOR)
+@doc(
+    tag="connectors",
+    summary="The first rows of a stream",
+    body=PreviewBody,
+    response=PreviewOut,
+    errors=(404,),
+)
+async def preview_connector(request: Request, connector_id: str):
+    connector = await _service(request).get(parse_uuid(connector_id, "connector"))
+    result = await _probe(request).preview(connector, parse_body(request, PreviewBody))
+    return json_response(result)

@@ -45,10 +45,14 @@ def all_specs() -> list[ConnectorSpec]:
 
 
 def config_errors(
-    spec: ConnectorSpec, config: Any, prefix: str = "/config"
+    spec: ConnectorSpec, config: Any, prefix: str = "/config", partial: bool = False
 ) -> list[dict[str, str]]:
+    """JSON-pointer errors of `config` against the type's schema. `partial`: missing
+    required fields are fine (a template holds part of a configuration)."""
     validator = Draft202012Validator(spec.config_schema)
     errors = sorted(validator.iter_errors(config), key=lambda e: list(e.absolute_path))
+    if partial:
+        errors = [e for e in errors if e.validator not in ("required", "oneOf")]
     return [_as_problem_error(error, prefix) for error in errors[:MAX_ERRORS]]
 
 
@@ -79,7 +83,7 @@ class ConnectorService:
         return connector
 
     async def create(self, principal: Principal, body: ConnectorCreate) -> Connector:
-        spec = _known_spec(body.type)
+        spec = known_spec(body.type)
         validate_config(spec, body.config)
         async with outbox.transaction() as conn:
             connector = await Connector.create(
@@ -133,7 +137,7 @@ class ConnectorService:
         return view
 
 
-def _known_spec(type_name: str) -> ConnectorSpec:
+def known_spec(type_name: str) -> ConnectorSpec:
     if type_name not in connector_type_names():
         raise Unprocessable(
             f"Unknown connector type {type_name!r}.",

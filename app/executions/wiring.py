@@ -9,31 +9,15 @@ from uuid import UUID
 
 from loguru import logger
 
+# The connector context (DATA_DIR, SSRF policy) has one builder, shared with the connector APIs.
+from app.connectors.context import connector_context as connector_context
 from app.connectors.service import ConnectorService
-from app.settings import Settings
 from engine.connectors.base import ConnectorContext
-from engine.connectors.network import (
-    NetworkPolicy,
-    forbidden_endpoints_from_urls,
-    make_network_guard,
-)
 from engine.pipeline import ConnectorIO, GraphNode
 from engine.schema import Field
 from storage.models import Connector
 
 DISCOVER_TIMEOUT_SECONDS = 10.0
-
-
-def connector_context(settings: Settings) -> ConnectorContext:
-    """Loopback is reachable only in embedded mode (one machine, one user base); the
-    platform's own database and Redis never are."""
-    policy = NetworkPolicy(
-        allow_loopback=not settings.scaled,
-        forbidden_endpoints=forbidden_endpoints_from_urls(
-            settings.DATABASE_URL, settings.REDIS_URL
-        ),
-    )
-    return ConnectorContext(data_dir=settings.DATA_DIR, network_guard=make_network_guard(policy))
 
 
 async def connections_for(

@@ -1,0 +1,92 @@
+"""Configuration validation and saved configuration templates.
+
+Templates are partial connector configurations teams reuse ("our warehouse": host, port,
+user). Their secrets are sealed and masked exactly like a connector's (SecretBox): sending the
+mask back on update keeps the stored secret.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from app.auth.principal import Principal
+from app.configurations.schemas import TemplateCreate, TemplateUpdate, ValidateBody
+from app.connectors.secrets import SecretBox, mask, restore_masked
+from app.connectors.service import config_errors, known_spec, spec_of
+from app.core.errors import NotFound, Unprocessable
+from storage.models import ConfigurationTemplate
+
+PUBLIC_FIELDS = (
+    "id",
+    "name",
+    "type",
+    "description",
+    "config",
+    "owner_id",
+    "created_at",
+    "updated_at",
+)
+
+
+def validate(body: ValidateBody) -> dict[str, Any]:
+    errors = config_errors(known_spec(body.type), body.config)
+    return {"valid": not errors, "errors": errors}
+
+
+def public_view(template: ConfigurationTemplate | dict[str, Any]) -> dict[str, Any]:
+    field = template.get if isinstance(template, dict) else template.__getattribute__
+    view = {name: field(name) for name in PUBLIC_FIELDS}
+    view["config"] = mask(view["config"])
+    return view
+
+
+def _check_partial(type_name: str, config: dict[str, Any]) -> None:
+    errors = config_errors(spec_of(type_name), config, partial=True)
+    if errors:
+        raise Unprocessable(f"The configuration is not valid for {type_name}.", errors=errors)
+
+
+class TemplateService:
+    def __init__(self, secrets: SecretBox):
+        self.secrets = secrets
+
+    async def get(self, template_id: UUID) -> ConfigurationTemplate:
+        template = await ConfigurationTemplate.get_or_none(id=template_id)
+        if template is None:
+            raise NotFound(f"No configuration template with id {template_id}.")
+        return template
+
+    async def create(self, principal: Principal, body: TemplateCreate) -> ConfigurationTemplate:
+        spec = known_spec(body.type)
+        _check_partial(spec.type, body.config)
+        return await ConfigurationTemplate.create(
+            owner_id=principal.id,
+            name=body.name,
+            type=body.type,
+            description=body.description,
+            config=self.secrets.seal(body.config, spec.secret_fields),
+        )
+
+    async def update(self, template_id: UUID, body: TemplateUpdate) -> ConfigurationTemplate:
+        template = await self.get(template_id)
+        changes = body.model_dump(exclude_unset=True)
+        if changes.get("config") is not None:
+            spec = spec_of(template.type)
+            plain = restore_masked(
+                changes["config"], spec.secret_fields, self.secrets.unseal(template.config)
+            )
+            _check_partial(template.type, plain)
+            changes["config"] = self.secrets.seal(
+                changes["config"], spec.secret_fields, previous=template.config
+            )
+        for name, value in changes.items():
+            if value is not None:
+                setattr(template, name, value)
+        await template.save()
+        return template
+
+    async def delete(self, template_id: UUID) -> None:
+        deleted = await ConfigurationTemplate.filter(id=template_id).delete()
+        if not deleted:
+            raise NotFound(f"No configuration template with id {template_id}.")
