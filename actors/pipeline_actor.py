@@ -162,6 +162,9 @@ class PipelineActorDeps:
     # connector_id → (type, config with secrets plain) for the connectors nodes reference
     connections: Callable[[list[GraphNode]], Awaitable[dict[str, tuple[str, dict[str, Any]]]]]
     batch_size: int = 50_000
+    # Keep every node's output on disk so a retry resumes from the failed step (costs I/O on
+    # every run); off: a retry runs from the start.
+    retry_cache: bool = True
 
     @property
     def work_root(self) -> Path:
@@ -680,7 +683,7 @@ class ExecutionRun:
             on_progress=self._on_progress,
             on_log=self._on_log,
             cancel=self.cancel,
-            work_dir=self.work_dir,
+            work_dir=self.work_dir if self.deps.retry_cache else None,
             resume_from=resume_from,
             batch_size=self.deps.batch_size,
         )
@@ -724,7 +727,7 @@ class ExecutionRun:
 
     async def _resume_from(self) -> set[str] | None:
         """Retry: re-run the nodes that did not succeed last time; the rest may be reused."""
-        if self.execution.retry_of_id is None:
+        if self.execution.retry_of_id is None or not self.deps.retry_cache:
             return None
         steps = await ExecutionStep.filter(execution_id=self.execution.retry_of_id)
         return {step.node_id for step in steps if step.status != "succeeded"}

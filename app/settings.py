@@ -49,6 +49,8 @@ class Settings(BaseSettings):
     ACCESS_LOG: bool = True
     # Pipelines: rows per batch through the executor; idle actors stop after this long.
     PIPELINE_BATCH_SIZE: int = Field(50_000, ge=100, le=5_000_000)
+    # Keep node outputs so a retry resumes from the failed step (extra disk I/O per run).
+    PIPELINE_RETRY_CACHE: bool = True
     ACTOR_IDLE_SECONDS: float = Field(300.0, ge=1.0)
     SCHEDULER_INTERVAL_SECONDS: float = Field(5.0, ge=0.5, le=300.0)
 

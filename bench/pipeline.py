@@ -123,7 +123,7 @@ def free_port() -> int:
 
 
 class Server:
-    def __init__(self, data_dir: Path):
+    def __init__(self, data_dir: Path, retry_cache: bool = True):
         self.data_dir = data_dir
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
@@ -134,6 +134,7 @@ class Server:
             SECRET_KEY="bench-secret-key-0123456789abcdef-0123456789",
             LOG_LEVEL="WARNING",
             ACCESS_LOG="false",
+            PIPELINE_RETRY_CACHE=str(retry_cache).lower(),
         )
         self.env = env
         self.process: subprocess.Popen | None = None
@@ -517,12 +518,18 @@ async def main() -> None:
     parser.add_argument("--pg-rows", type=int, default=1_000_000)
     parser.add_argument("--skip-csv", action="store_true")
     parser.add_argument("--skip-pg", action="store_true")
+    parser.add_argument(
+        "--no-retry-cache",
+        action="store_true",
+        help="PIPELINE_RETRY_CACHE=false: runs keep no per-node outputs for retries",
+    )
     parser.add_argument("--pg-url", default="postgres://postgres@127.0.0.1:5432/postgres")
     args = parser.parse_args()
 
     data_dir = Path(tempfile.mkdtemp(prefix="bench-pipeline-"))
-    server = Server(data_dir)
+    server = Server(data_dir, retry_cache=not args.no_retry_cache)
     report: dict[str, Any] = {
+        "retry_cache": not args.no_retry_cache,
         "machine": {
             "cpus": os.cpu_count(),
             "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),

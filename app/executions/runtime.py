@@ -37,6 +37,7 @@ def actor_supervisor(
         publish_live=bus.publish,
         connections=partial(connections_for, connectors),
         batch_size=settings.PIPELINE_BATCH_SIZE,
+        retry_cache=settings.PIPELINE_RETRY_CACHE,
     )
 
     def spawn(pipeline_id: UUID) -> PipelineActor:
