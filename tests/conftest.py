@@ -18,6 +18,7 @@ from tests.servers import MODE, PG_ADMIN_URL, REDIS_URL, ServerProcess
 
 logging.getLogger("httpcore").setLevel(logging.WARNING)
 logging.getLogger("httpx").setLevel(logging.WARNING)
+logging.getLogger("websockets").setLevel(logging.INFO)
 
 REQUIRE_SERVICES = os.environ.get("REQUIRE_SERVICES") == "1"
 PASSWORD = "correct-horse-battery"
