@@ -30,11 +30,8 @@ def job_policy(settings: Settings) -> RunnerPolicy:
 
 def job_schedules(settings: Settings) -> list[Schedule]:
     """Periodic jobs, started by whichever process runs jobs (one job per period)."""
-    return [
-        Schedule(
-            "maintenance.purge_events", timedelta(seconds=settings.EVENT_PURGE_INTERVAL_SECONDS)
-        )
-    ]
+    every = timedelta(seconds=settings.MAINTENANCE_INTERVAL_SECONDS)
+    return [Schedule("maintenance.purge_events", every), Schedule("maintenance.purge_jobs", every)]
 
 
 def job_resources(settings: Settings) -> dict[str, object]:

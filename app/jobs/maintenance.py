@@ -9,7 +9,7 @@ from pydantic import Field
 
 from actors.jobs import JobContext, job
 from app.auth.schemas import StrictModel
-from storage.models import Event
+from storage.models import Event, Job
 
 PURGE_BATCH = 1000
 
@@ -34,5 +34,29 @@ async def purge_events(ctx: JobContext, payload: PurgeEventsPayload) -> dict[str
     deleted = 0
     while ids := await expired.limit(PURGE_BATCH).values_list("id", flat=True):
         deleted += await Event.filter(id__in=ids).delete()
+        await ctx["progress"](deleted / total if total else 1.0)
+    return {"deleted": deleted, "older_than_days": days, "cutoff": cutoff.isoformat()}
+
+
+class PurgeJobsPayload(StrictModel):
+    older_than_days: int | None = Field(
+        None, ge=1, le=3650, description="default: the JOB_RETENTION_DAYS setting"
+    )
+
+
+FINISHED = ("succeeded", "failed", "cancelled")
+
+
+@job("maintenance.purge_jobs", payload=PurgeJobsPayload)
+async def purge_jobs(ctx: JobContext, payload: PurgeJobsPayload) -> dict[str, Any]:
+    """Delete finished jobs (notification deliveries, past purges...) completed before the
+    retention period; queued and running jobs are never touched. Idempotent."""
+    days = payload.older_than_days or ctx["settings"].JOB_RETENTION_DAYS
+    cutoff = datetime.now(UTC) - timedelta(days=days)
+    expired = Job.filter(status__in=FINISHED, completed_at__lt=cutoff)
+    total = await expired.count()
+    deleted = 0
+    while ids := await expired.limit(PURGE_BATCH).values_list("id", flat=True):
+        deleted += await Job.filter(id__in=ids).delete()
         await ctx["progress"](deleted / total if total else 1.0)
     return {"deleted": deleted, "older_than_days": days, "cutoff": cutoff.isoformat()}

@@ -18,7 +18,10 @@ from storage.models import Job, Role
 
 # Kinds a user may start through POST /jobs, and the role it takes. Other kinds are started
 # by the features that own them (file conversion, exports, notifications).
-STARTABLE_KINDS: dict[str, Role] = {"maintenance.purge_events": Role.ADMIN}
+STARTABLE_KINDS: dict[str, Role] = {
+    "maintenance.purge_events": Role.ADMIN,
+    "maintenance.purge_jobs": Role.ADMIN,
+}
 
 LIST_SPEC = ListSpec({"created_at", "completed_at", "kind", "status"}, ("kind",))
 LIST_FIELDS = (

@@ -7,7 +7,7 @@ import httpx
 import pytest_asyncio
 
 from tests.conftest import PASSWORD, Account, login, unique_email
-from tests.jobs.helpers import WorkerProcess, isolated_queue, job_workers
+from tests.jobs.helpers import WorkerProcess, isolated_queue, job_workers, wait_for
 from tests.servers import ServerProcess
 
 
@@ -31,6 +31,21 @@ async def create_user(client: httpx.AsyncClient, admin: Account, role: str) -> A
     return await login(client, email)
 
 
+async def scheduled_maintenance_done(client: httpx.AsyncClient, admin: Account) -> None:
+    """The maintenance jobs a fresh server schedules at once, finished: tests that arrange
+    old rows then do not race them."""
+
+    async def scheduled() -> list[dict]:
+        response = await client.get(
+            "/api/v1/jobs", headers=admin.headers, params={"q": "maintenance"}
+        )
+        return [job for job in response.json()["items"] if job["created_by"] is None]
+
+    await wait_for(
+        scheduled, lambda jobs: len(jobs) == 2 and all(j["status"] == "succeeded" for j in jobs)
+    )
+
+
 @dataclass
 class JobStack:
     """A server of its own whose jobs run (in it, or in an ARQ worker), with its admin."""
@@ -48,5 +63,7 @@ async def job_stack(server_factory) -> AsyncIterator[JobStack]:
         job_workers(server) as worker,
         httpx.AsyncClient(base_url=server.base_url, timeout=30) as client,
     ):
-        yield JobStack(server, worker, client, await register_admin(client))
+        admin = await register_admin(client)
+        await scheduled_maintenance_done(client, admin)
+        yield JobStack(server, worker, client, admin)
     assert not server.server_errors(), "\n".join(server.server_errors())

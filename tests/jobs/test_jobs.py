@@ -5,6 +5,7 @@ read back; visibility, cancellation and bad input."""
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -46,6 +47,34 @@ async def test_purge_events_job_deletes_only_expired_published_events(job_stack)
     listed = await client.get("/api/v1/jobs", headers=admin.headers, params={"kind": PURGE})
     assert listed.status_code == 200
     assert started["id"] in [item["id"] for item in listed.json()["items"]]
+
+
+async def _finished_job(status: str, age_days: int) -> uuid.UUID:
+    completed = datetime.now(UTC) - timedelta(days=age_days)
+    row = await Job.create(kind=PURGE, status=status, completed_at=completed)
+    return row.id
+
+
+async def test_purge_jobs_deletes_only_long_finished_jobs(job_stack):
+    client, admin = job_stack.client, job_stack.admin
+    async with database(job_stack.server):
+        old_done = await _finished_job("succeeded", 40)
+        old_cancelled = await _finished_job("cancelled", 40)
+        recent = await _finished_job("failed", 2)
+        unfinished = await Job.create(kind=PURGE, status="running", attempts=3)
+    response = await client.post(
+        "/api/v1/jobs",
+        headers=admin.headers,
+        json={"kind": "maintenance.purge_jobs", "payload": {"older_than_days": 30}},
+    )
+    assert response.status_code == 202, response.text
+    job = await wait_for_job(client, admin.headers, response.json()["id"])
+    assert job["status"] == "succeeded" and job["result"]["deleted"] == 2, job
+    async with database(job_stack.server):
+        assert not await Job.exists(id=old_done)
+        assert not await Job.exists(id=old_cancelled)
+        assert await Job.exists(id=recent)
+        assert await Job.exists(id=unfinished.id)
 
 
 async def test_jobs_are_visible_to_their_creator_and_admins_only(job_stack):

@@ -98,7 +98,7 @@ async def test_a_stored_job_that_never_reached_a_worker_still_runs(job_stack):
 
 
 async def test_expired_events_are_purged_on_schedule(server_factory):
-    server = await server_factory(EVENT_PURGE_INTERVAL_SECONDS="1", **isolated_queue())
+    server = await server_factory(MAINTENANCE_INTERVAL_SECONDS="1", **isolated_queue())
     async with (
         job_workers(server),
         httpx.AsyncClient(base_url=server.base_url, timeout=30) as client,
