@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import os
 import statistics
@@ -87,12 +88,30 @@ class Counts:
     foreign_keys: int
 
 
-async def discover_ours(config: dict[str, Any]) -> tuple[float, Counts]:
+@dataclass
+class Timing:
+    wall_ms: float
+    # CPU time of the calling thread: the client-side work, much less sensitive than wall
+    # time to other processes competing for the machine.
+    cpu_ms: float
+
+
+class Stopwatch:
+    def __enter__(self) -> Stopwatch:
+        self.wall, self.cpu = time.perf_counter(), time.thread_time()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.timing = Timing(
+            (time.perf_counter() - self.wall) * 1000, (time.thread_time() - self.cpu) * 1000
+        )
+
+
+async def discover_ours(config: dict[str, Any]) -> tuple[Timing, Counts]:
     connector = PostgresConnector()
     ctx = ConnectorContext(data_dir=Path(tempfile.gettempdir()))
-    started = time.perf_counter()
-    streams = await connector.discover(config, ctx)
-    elapsed_ms = (time.perf_counter() - started) * 1000
+    with Stopwatch() as watch:
+        streams = await connector.discover(config, ctx)
     counts = Counts(
         tables=len(streams),
         columns=sum(len(s.fields) for s in streams),
@@ -100,16 +119,15 @@ async def discover_ours(config: dict[str, Any]) -> tuple[float, Counts]:
         foreign_keys=sum(len(s.foreign_keys) for s in streams),
     )
     del streams  # freeing a result is not part of any measurement
-    return elapsed_ms, counts
+    return watch.timing, counts
 
 
-def inspect_with_sqlalchemy(engine: sqlalchemy.Engine) -> tuple[float, Counts]:
-    started = time.perf_counter()
-    inspector = sqlalchemy.inspect(engine)  # fresh: inspectors cache their answers
-    columns = inspector.get_multi_columns(schema="public")
-    primary_keys = inspector.get_multi_pk_constraint(schema="public")
-    foreign_keys = inspector.get_multi_foreign_keys(schema="public")
-    elapsed_ms = (time.perf_counter() - started) * 1000
+def inspect_with_sqlalchemy(engine: sqlalchemy.Engine) -> tuple[Timing, Counts]:
+    with Stopwatch() as watch:
+        inspector = sqlalchemy.inspect(engine)  # fresh: inspectors cache their answers
+        columns = inspector.get_multi_columns(schema="public")
+        primary_keys = inspector.get_multi_pk_constraint(schema="public")
+        foreign_keys = inspector.get_multi_foreign_keys(schema="public")
     counts = Counts(
         tables=len(columns),
         columns=sum(len(c) for c in columns.values()),
@@ -117,56 +135,69 @@ def inspect_with_sqlalchemy(engine: sqlalchemy.Engine) -> tuple[float, Counts]:
         foreign_keys=sum(len(fks) for fks in foreign_keys.values()),
     )
     del inspector, columns, primary_keys, foreign_keys  # as for ours
-    return elapsed_ms, counts
+    return watch.timing, counts
 
 
-def inspect_with_new_engine(url: str) -> float:
+def inspect_with_new_engine(url: str) -> Timing:
     """SQLAlchemy paying for its connection too, as our discover does."""
-    started = time.perf_counter()
-    engine = sqlalchemy.create_engine(url)
-    try:
-        inspect_with_sqlalchemy(engine)
-    finally:
-        engine.dispose()
-    return (time.perf_counter() - started) * 1000
+    with Stopwatch() as watch:
+        engine = sqlalchemy.create_engine(url)
+        try:
+            inspect_with_sqlalchemy(engine)
+        finally:
+            engine.dispose()
+    return watch.timing
+
+
+def median_ms(timings: list[Timing], attribute: str) -> float:
+    return statistics.median(getattr(t, attribute) for t in timings)
 
 
 async def run(config: dict[str, Any], url: str, repeat: int) -> dict[str, Any]:
     """Alternate the contenders so that load from other processes hits both alike; one
     warm-up round first (SQLAlchemy compiles and caches its catalog queries)."""
     engine = sqlalchemy.create_engine(url)
-    ours: list[float] = []
-    theirs: list[float] = []
-    theirs_cold: list[float] = []
+    ours: list[Timing] = []
+    theirs: list[Timing] = []
+    theirs_cold: list[Timing] = []
     try:
         for round_number in range(repeat + 1):
-            our_ms, our_counts = await discover_ours(config)
-            their_ms, their_counts = await asyncio.to_thread(inspect_with_sqlalchemy, engine)
-            cold_ms = await asyncio.to_thread(inspect_with_new_engine, url)
+            # Each contender starts from a collected heap, not from the other's garbage.
+            gc.collect()
+            our_timing, our_counts = await discover_ours(config)
+            gc.collect()
+            their_timing, their_counts = await asyncio.to_thread(inspect_with_sqlalchemy, engine)
+            gc.collect()
+            cold_timing = await asyncio.to_thread(inspect_with_new_engine, url)
             if round_number:
-                ours.append(our_ms)
-                theirs.append(their_ms)
-                theirs_cold.append(cold_ms)
+                ours.append(our_timing)
+                theirs.append(their_timing)
+                theirs_cold.append(cold_timing)
     finally:
         engine.dispose()
-    ours_ms, theirs_ms = statistics.median(ours), statistics.median(theirs)
-    cold_ms = statistics.median(theirs_cold)
+    ours_ms, theirs_ms = median_ms(ours, "wall_ms"), median_ms(theirs, "wall_ms")
+    cold_ms = median_ms(theirs_cold, "wall_ms")
+    ours_cpu, theirs_cpu = median_ms(ours, "cpu_ms"), median_ms(theirs, "cpu_ms")
     return {
         "ours_ms": round(ours_ms, 1),
         "sqlalchemy_ms": round(theirs_ms, 1),
         "ratio": round(theirs_ms / ours_ms, 1),
         "sqlalchemy_new_engine_ms": round(cold_ms, 1),
         "ratio_new_engine": round(cold_ms / ours_ms, 1),
+        "ours_client_cpu_ms": round(ours_cpu, 1),
+        "sqlalchemy_client_cpu_ms": round(theirs_cpu, 1),
+        "client_cpu_ratio": round(theirs_cpu / ours_cpu, 1),
         "tables": our_counts.tables,
         "columns": our_counts.columns,
         "ours_counts": asdict(our_counts),
         "sqlalchemy_counts": asdict(their_counts),
         "repeat": repeat,
-        "ours_all_ms": [round(t, 1) for t in ours],
-        "sqlalchemy_all_ms": [round(t, 1) for t in theirs],
+        "ours_all_ms": [round(t.wall_ms, 1) for t in ours],
+        "sqlalchemy_all_ms": [round(t.wall_ms, 1) for t in theirs],
         "statistic": "median of alternating rounds after one warm-up; ours opens and closes "
         "its own connection, sqlalchemy_ms reuses a pooled psycopg2 connection, "
-        "sqlalchemy_new_engine_ms creates engine and connection each time",
+        "sqlalchemy_new_engine_ms creates engine and connection each time; *_client_cpu_ms "
+        "is the calling thread's CPU time (excludes the server's work)",
     }
 
 
