@@ -7,6 +7,7 @@ from sanic import Blueprint, Request
 from app.auth.access import current_principal, requires
 from app.configurations import service
 from app.configurations.schemas import (
+    ConnectorFromTemplate,
     TemplateCreate,
     TemplateListQuery,
     TemplateOut,
@@ -15,6 +16,8 @@ from app.configurations.schemas import (
     ValidationOut,
 )
 from app.configurations.service import TemplateService
+from app.connectors.schemas import ConnectorOut
+from app.connectors.service import ConnectorService
 from app.core.docs import doc
 from app.core.http import json_response, no_content, page, parse_body, parse_query, parse_uuid
 from app.core.listing import ListSpec, fetch_page
@@ -112,3 +115,26 @@ async def update_template(request: Request, template_id: str):
 async def delete_template(request: Request, template_id: str):
     await _templates(request).delete(parse_uuid(template_id, "configuration template"))
     return no_content()
+
+
+@bp.post("/templates/<template_id>/connectors")
+@requires(Role.EDITOR)
+@doc(
+    tag="configurations",
+    summary="Create a connector from a template (its secrets included) plus the given fields",
+    body=ConnectorFromTemplate,
+    response=ConnectorOut,
+    status=201,
+    errors=(404,),
+)
+async def create_connector_from_template(request: Request, template_id: str):
+    templates = _templates(request)
+    template_uuid = parse_uuid(template_id, "configuration template")
+    await templates.get(template_uuid)  # 404 before validating the body
+    connector = await templates.create_connector(
+        request.app.ctx.services.connectors,
+        current_principal(request),
+        template_uuid,
+        parse_body(request, ConnectorFromTemplate),
+    )
+    return json_response(ConnectorService.public_view(connector), status=201)

@@ -51,5 +51,16 @@ class TemplateOut(BaseModel):
     updated_at: datetime
 
 
+class ConnectorFromTemplate(StrictModel):
+    name: str = Field(min_length=1, max_length=200)
+    description: str = Field("", max_length=5000)
+    config: dict[str, Any] = Field(
+        default_factory=dict,
+        max_length=MAX_CONFIG_KEYS,
+        description="Top-level fields that complete or override the template's; masked "
+        "secrets keep the template's",
+    )
+
+
 class TemplateListQuery(ListQuery):
     type: str | None = Field(None, max_length=64)

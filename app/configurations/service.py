@@ -11,11 +11,18 @@ from typing import Any
 from uuid import UUID
 
 from app.auth.principal import Principal
-from app.configurations.schemas import TemplateCreate, TemplateUpdate, ValidateBody
+from app.configurations.schemas import (
+    ConnectorFromTemplate,
+    TemplateCreate,
+    TemplateUpdate,
+    ValidateBody,
+)
+from app.connectors.schemas import ConnectorCreate
 from app.connectors.secrets import SecretBox, mask, restore_masked
-from app.connectors.service import config_errors, known_spec, spec_of
+from app.connectors.service import ConnectorService, config_errors, known_spec, spec_of
 from app.core.errors import NotFound, Unprocessable
-from storage.models import ConfigurationTemplate
+from app.core.http import validate_as
+from storage.models import ConfigurationTemplate, Connector
 
 PUBLIC_FIELDS = (
     "id",
@@ -85,6 +92,24 @@ class TemplateService:
                 setattr(template, name, value)
         await template.save()
         return template
+
+    async def create_connector(
+        self,
+        connectors: ConnectorService,
+        principal: Principal,
+        template_id: UUID,
+        body: ConnectorFromTemplate,
+    ) -> Connector:
+        """A connector from the template's configuration (secrets included) completed by
+        `body.config`; validated and sealed like any new connector."""
+        template = await self.get(template_id)
+        plain = self.secrets.unseal(template.config)
+        config = restore_masked(
+            {**plain, **body.config}, spec_of(template.type).secret_fields, plain
+        )
+        fields = {"name": body.name, "description": body.description, "config": config}
+        create = validate_as(ConnectorCreate, {**fields, "type": template.type})
+        return await connectors.create(principal, create)
 
     async def delete(self, template_id: UUID) -> None:
         deleted = await ConfigurationTemplate.filter(id=template_id).delete()

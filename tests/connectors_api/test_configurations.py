@@ -9,6 +9,7 @@ import uuid
 import asyncpg
 import pytest
 
+from tests.connectors_api.helpers import API_TOKEN, http_api_config
 from tests.servers import MODE
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -131,4 +132,44 @@ async def test_template_roles_and_unknown_ids(client, editor, viewer):
     assert (await client.patch(unknown, headers=editor.headers, json={})).status_code == 404
     assert (
         await client.get("/api/v1/configurations/templates/nope", headers=viewer.headers)
+    ).status_code == 404
+
+
+async def test_a_connector_from_a_template_carries_its_secrets(client, editor, viewer, api_url):
+    template_config = {
+        **http_api_config(api_url, "secure/items"),
+        "auth": {"type": "bearer", "token": API_TOKEN},
+    }
+    created = await client.post(
+        "/api/v1/configurations/templates",
+        headers=editor.headers,
+        json={"name": "secure api", "type": "http_api", "config": template_config},
+    )
+    assert created.status_code == 201, created.text
+    template = created.json()
+    assert template["config"]["auth"]["token"] == "********"
+    url = f"/api/v1/configurations/templates/{template['id']}/connectors"
+    # The client only ever saw the mask; sending it back keeps the template's token.
+    response = await client.post(
+        url,
+        headers=editor.headers,
+        json={"name": "from template", "config": {"auth": template["config"]["auth"]}},
+    )
+    assert response.status_code == 201, response.text
+    connector = response.json()
+    assert connector["type"] == "http_api" and connector["config"]["auth"]["token"] == "********"
+    tested = await client.post(
+        f"/api/v1/connectors/{connector['id']}/test", headers=editor.headers, json={}
+    )
+    assert tested.json()["ok"] is True, tested.json()
+
+    overridden = await client.post(
+        url, headers=editor.headers, json={"name": "bad", "config": {"timeout_s": "slow"}}
+    )
+    assert overridden.status_code == 422
+    assert overridden.json()["errors"][0]["pointer"] == "/config/timeout_s"
+    assert (await client.post(url, headers=viewer.headers, json={"name": "x"})).status_code == 403
+    missing = f"/api/v1/configurations/templates/{uuid.uuid4()}/connectors"
+    assert (
+        await client.post(missing, headers=editor.headers, json={"name": "x"})
     ).status_code == 404
