@@ -578,7 +578,8 @@ def ddl_type_for(dtype: pl.DataType, dialect: SqlDialect, *, key: bool = False) 
         return _MYSQL_KEY_TYPES[kind]
     if dialect is SQLITE and kind.startswith(("int", "uint")):
         return "INTEGER"
-    return _DDL_TYPES[dialect.name][kind]
+    types = _DDL_TYPES[dialect.name]
+    return types.get(kind, types["string"])  # a dtype without a column type is stored as text
 
 
 def create_table_sql(
