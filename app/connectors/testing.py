@@ -85,9 +85,9 @@ class ConnectorProbe:
         errors = config_errors(spec_of(type_name), config, prefix="")
         if errors:
             first = errors[0]
-            return _failed(
-                0.0, CheckCategory.INVALID_CONFIG, first["message"], first["pointer"] or None
-            )
+            # Refused before any connection: nothing was timed.
+            pointer = first["pointer"] or None
+            return _failed(None, CheckCategory.INVALID_CONFIG, first["message"], pointer)
         deadline = timeout_s or self.settings.CONNECTOR_TEST_TIMEOUT_SECONDS
         started = time.perf_counter()
         connector = get_connector(type_name)
@@ -157,9 +157,9 @@ def connector_problem(exc: ConnectorError) -> Problem:
 
 
 def _failed(
-    started: float, category: CheckCategory, message: str, field: str | None = None
+    started: float | None, category: CheckCategory, message: str, field: str | None = None
 ) -> CheckResult:
-    latency = round((time.perf_counter() - started) * 1000, 2) if started else 0.0
+    latency = 0.0 if started is None else round((time.perf_counter() - started) * 1000, 2)
     return CheckResult(
         ok=False,
         latency_ms=latency,

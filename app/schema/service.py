@@ -110,7 +110,9 @@ class SchemaService:
         snapshot = await self.record(connector, streams, user_id)
         return _schema_view(connector.id, snapshot, streams, cached=False)
 
-    async def cached_streams(self, connector: Connector, user_id: UUID | None) -> list:
+    async def cached_streams(
+        self, connector: Connector, user_id: UUID | None
+    ) -> list[StreamSchema]:
         latest = await self.latest(connector.id)
         if latest is not None:
             return snapshot_streams(latest)
