@@ -1,8 +1,9 @@
 """The per-process hub: connections by topic, fed by ONE bus subscription per process.
 
 Each event is serialised once and handed to every local socket subscribed to its topic.
-Auth events (`user:<id>`: logout, update, deletion), from any process, make the hub re-check
-that user's sockets here and close those whose session ended.
+Auth events (`user.logged_out|updated|deleted`, on `user:<id>`), from any process, make the hub
+re-check that user's sockets here and close those whose session ended. A gap in a topic's live
+sequence is filled from storage (`_replay`) before later events of it are delivered.
 """
 
 from __future__ import annotations

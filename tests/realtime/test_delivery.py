@@ -92,16 +92,24 @@ async def test_the_bench_hook_is_off_by_default(client, admin):
 
 @pytest.mark.skipif(MODE != "scaled", reason="cross-process fan-out needs the Redis bus")
 async def test_a_client_on_one_process_receives_events_caused_in_another(
-    server, server_factory, client, editor, viewer
+    server, server_factory, client, editor, make_user
 ):
     other = await server_factory(DATABASE_URL=server.database_url)
+    user = await make_user("viewer")
     pipeline_id = await create_pipeline(client, editor.headers)
     topic = f"pipeline:{pipeline_id}"
-    async with open_socket(other, viewer.access_token) as ws:
+    async with open_socket(other, user.access_token) as ws:
         assert (await subscribe(ws, topic))["type"] == "subscribed"
         await patch_pipeline(client, editor.headers, pipeline_id, 1)  # served by `server`
         event = await next_message(ws, is_event(topic))
-    assert (event["event"], event["seq"]) == ("pipeline.updated", 2)
+        assert (event["event"], event["seq"]) == ("pipeline.updated", 2)
+        # Logging out on one process closes the session's sockets on the other.
+        response = await client.post("/api/v1/auth/logout", headers=user.headers)
+        assert response.status_code == 204
+        with pytest.raises(ConnectionClosed) as closed:
+            while True:
+                await asyncio.wait_for(ws.recv(), 5)
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 4401
 
 
 async def test_events_api_filters_and_pages_with_a_cursor(client, admin, editor, viewer):
