@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 from tortoise import Tortoise
 from tortoise.migrations.api import migrate as run_migrations
 
 MODELS_MODULE = "storage.models"
 MIGRATIONS_MODULE = "migrations"
+# Tortoise opens SQLite in WAL mode. With WAL, synchronous=NORMAL is the setting SQLite
+# recommends: commits stop waiting for an fsync each (the WAL is synced at checkpoints), and
+# the database stays consistent after a crash; only a power loss or OS crash can lose the
+# last commits. A pragma given in DATABASE_URL (e.g. ?synchronous=FULL) wins.
+SQLITE_PRAGMAS = {"synchronous": "NORMAL"}
 
 
 def tortoise_config(database_url: str) -> dict[str, Any]:
@@ -29,10 +34,20 @@ def tortoise_config(database_url: str) -> dict[str, Any]:
 
 def _normalise_url(url: str) -> str:
     # Accept the spellings operators use; Tortoise knows "postgres://" and "sqlite://".
-    scheme = urlsplit(url).scheme
-    if scheme in {"postgresql", "postgresql+asyncpg"}:
-        return "postgres" + url[len(scheme) :]
+    parts = urlsplit(url)
+    if parts.scheme in {"postgresql", "postgresql+asyncpg"}:
+        return "postgres" + url[len(parts.scheme) :]
+    if parts.scheme == "sqlite":
+        return _with_sqlite_pragmas(url, parse_qs(parts.query))
     return url
+
+
+def _with_sqlite_pragmas(url: str, given: dict[str, list[str]]) -> str:
+    # Tortoise turns the query parameters of a sqlite:// URL into PRAGMAs at connect time.
+    missing = [f"{name}={value}" for name, value in SQLITE_PRAGMAS.items() if name not in given]
+    if not missing:
+        return url
+    return url + ("&" if "?" in url else "?") + "&".join(missing)
 
 
 def dialect(database_url: str) -> str:
