@@ -71,7 +71,9 @@ async def handler(ws) -> None:
 
 
 async def main(port: int) -> None:
-    async with serve(handler, "127.0.0.1", port, subprotocols=None, max_size=2**20):
+    # No permessage-deflate: our server does not compress either (and zlib state per socket
+    # would triple the bare server's memory).
+    async with serve(handler, "127.0.0.1", port, max_size=2**20, compression=None):
         print("ready", flush=True)
         await asyncio.Future()
 

@@ -66,10 +66,10 @@ class Connection:
         # topic -> last seq delivered (0: none yet); stored events are delivered once, in order
         self.topics: dict[str, int] = {}
         # topic -> live events held back while that topic's history is being replayed
-        self.buffers: dict[str, list[tuple[int, str]]] | None = None
+        self.buffers: dict[str, list[tuple[int, bytes]]] | None = None
         self.closing = False
         # Created on the first backlog and dropped once drained: idle sockets stay small.
-        self._queue: deque[str] | None = None
+        self._queue: deque[bytes] | None = None
         self._writer: asyncio.Task | None = None
         self._room: asyncio.Event | None = None  # set when a paced sender may go on
         self.rate = rate
@@ -80,7 +80,7 @@ class Connection:
 
     # --- delivery -----------------------------------------------------------------------
 
-    def deliver(self, topic: str, seq: int, text: str) -> bool:
+    def deliver(self, topic: str, seq: int, text: bytes) -> bool:
         """A live event: dropped if already delivered (replay, relay), held during replay.
 
         True when it reveals a gap (an earlier event of the topic has not arrived: published
@@ -101,7 +101,8 @@ class Connection:
         self.send(text)
         return False
 
-    def send(self, text: str) -> None:
+    def send(self, text: bytes) -> None:
+        """Send one text message (UTF-8 JSON)."""
         if self.closing:
             return
         if self._writer is None and self._can_write_now():
@@ -116,7 +117,7 @@ class Connection:
         if self._writer is None:
             self._writer = asyncio.create_task(self._drain())
 
-    async def send_paced(self, text: str) -> None:
+    async def send_paced(self, text: bytes) -> None:
         """Like `send`, but waits while the backlog is large (replays are paced by the client
         instead of overflowing the queue)."""
         if self.backlog > self.queue_limit // 2 and not self.closing:
@@ -137,7 +138,7 @@ class Connection:
     def held(self, topic: str) -> int:
         return len(self.buffers.get(topic, ())) if self.buffers is not None else 0
 
-    def release(self, topic: str) -> list[tuple[int, str]]:
+    def release(self, topic: str) -> list[tuple[int, bytes]]:
         """The live events held back for `topic`; from now on they flow again."""
         if self.buffers is None:
             return []
@@ -158,9 +159,9 @@ class Connection:
             and io._can_write.is_set()
         )
 
-    def _write_now(self, text: str) -> None:
+    def _write_now(self, text: bytes) -> None:
         proto = self.ws.ws_proto
-        proto.send_text(text.encode())
+        proto.send_text(text)
         transport = self.ws.io_proto.transport
         for data in proto.data_to_send():
             transport.write(data)
@@ -168,7 +169,8 @@ class Connection:
     async def _drain(self) -> None:
         try:
             while self._queue and not self.closing:
-                await self.ws.send(self._queue.popleft())
+                # Sanic sends str as a text frame (bytes would become a binary frame).
+                await self.ws.send(self._queue.popleft().decode())
                 if self._room is not None and self.backlog <= self.queue_limit // 2:
                     self._room.set()
         except Exception as exc:  # the socket went away: the handler cleans up
@@ -195,11 +197,11 @@ class Connection:
         )
         self._close_now(CLOSE_TOO_SLOW, "too slow", last_words=message)
 
-    def close(self, code: int, reason: str, last_words: str | None = None) -> None:
+    def close(self, code: int, reason: str, last_words: bytes | None = None) -> None:
         self._queue = None
         self._close_now(code, reason, last_words)
 
-    def _close_now(self, code: int, reason: str, last_words: str | None = None) -> None:
+    def _close_now(self, code: int, reason: str, last_words: bytes | None = None) -> None:
         if self.closing:
             return
         self.closing = True

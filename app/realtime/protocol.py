@@ -40,11 +40,12 @@ ClientMessage = Annotated[Subscribe | Unsubscribe | Ping | Pong, Field(discrimin
 client_message = TypeAdapter(ClientMessage)
 
 
-def _dumps(value: dict) -> str:
-    return orjson.dumps(value, option=orjson.OPT_UTC_Z).decode()
+def _dumps(value: dict) -> bytes:
+    # UTF-8 JSON, encoded once per message however many sockets it goes to; sent as text.
+    return orjson.dumps(value, option=orjson.OPT_UTC_Z)
 
 
-def event_message(event: BusEvent) -> str:
+def event_message(event: BusEvent) -> bytes:
     return _dumps(
         {
             "type": "event",
@@ -62,18 +63,18 @@ def event_message(event: BusEvent) -> str:
     )
 
 
-def error_message(code: str, message: str, topic: str | None = None) -> str:
+def error_message(code: str, message: str, topic: str | None = None) -> bytes:
     body: dict = {"type": "error", "code": code, "message": message}
     if topic is not None:
         body["topic"] = topic
     return _dumps(body)
 
 
-def subscribed_message(topics: list[str]) -> str:
+def subscribed_message(topics: list[str]) -> bytes:
     return _dumps({"type": "subscribed", "topics": topics})
 
 
-def unsubscribed_message(topics: list[str]) -> str:
+def unsubscribed_message(topics: list[str]) -> bytes:
     return _dumps({"type": "unsubscribed", "topics": topics})
 
 
