@@ -47,13 +47,15 @@ TEXT_FORMAT = (
 
 
 def configure_logging(level: str = "INFO", fmt: str = "text") -> None:
+    level = level.upper()
     logger.remove()
     logger.configure(patcher=_add_correlation_id)
     if fmt == "json":
         logger.add(sys.stderr, level=level, serialize=True, enqueue=False)
     else:
         logger.add(sys.stderr, level=level, format=TEXT_FORMAT, colorize=sys.stderr.isatty())
-    logging.basicConfig(handlers=[InterceptHandler()], level=0, force=True)
+    # Records below LOG_LEVEL are dropped by the stdlib before they are built.
+    logging.basicConfig(handlers=[InterceptHandler()], level=level, force=True)
     for name in (
         "sanic.root",
         "sanic.error",
@@ -66,4 +68,5 @@ def configure_logging(level: str = "INFO", fmt: str = "text") -> None:
     ):
         std = logging.getLogger(name)
         std.handlers = [InterceptHandler()]
+        std.setLevel(level)
         std.propagate = False

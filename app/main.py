@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from itertools import count
 from pathlib import Path
 
@@ -127,6 +128,12 @@ def _register_lifecycle(app: Sanic, settings: Settings) -> None:
             settings.database_url.split("://")[0],
             "scaled" if settings.scaled else "embedded",
         )
+
+    @app.after_server_start
+    async def freeze_startup_objects(app: Sanic) -> None:
+        # Everything built at start-up lives as long as the process. Moving it out of the
+        # collector's reach turns 100-200 ms full-collection pauses into a few milliseconds.
+        gc.freeze()
 
     @app.after_server_stop
     async def stop(app: Sanic) -> None:

@@ -19,6 +19,7 @@ from app.core.errors import (
 )
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
+NUL_ESCAPE = b"\\u0000"
 
 
 def json_response(
@@ -54,9 +55,24 @@ def read_json(request: Request) -> Any:
     if content_type and content_type != "application/json" and not content_type.endswith("+json"):
         raise UnsupportedMediaType(f"Expected application/json, got {content_type}.")
     try:
-        return orjson.loads(request.body)
+        data = orjson.loads(request.body)
     except orjson.JSONDecodeError as exc:
         raise BadRequest(f"Malformed JSON: {exc}") from None
+    # Valid JSON, but no database text column can hold a NUL (PostgreSQL refuses it). The byte
+    # test keeps the walk off the hot path.
+    if NUL_ESCAPE in request.body and _contains_nul(data):
+        raise BadRequest("Strings may not contain NUL characters (\\u0000).")
+    return data
+
+
+def _contains_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_contains_nul(k) or _contains_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_contains_nul(item) for item in value)
+    return False
 
 
 def parse_body(request: Request, model: type[ModelT]) -> ModelT:
@@ -75,6 +91,8 @@ def validate_as(model: type[ModelT], data: Any, prefix: str = "") -> ModelT:
 def parse_query(request: Request, model: type[ModelT]) -> ModelT:
     params: dict[str, Any] = {}
     for key, values in request.args.items():
+        if any("\x00" in value for value in values):
+            raise BadRequest(f"Query parameter {key!r} may not contain NUL characters.")
         params[key] = values[0] if len(values) == 1 else values
     try:
         return model.model_validate(params)

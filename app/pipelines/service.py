@@ -13,6 +13,7 @@ from app.pipelines.schemas import PipelineCreate, PipelineUpdate
 from engine.pipeline import GraphError, compile_graph
 from storage.models import Pipeline, PipelineVersion
 
+MAX_VERSION = 2**31 - 1  # the column is a 32-bit integer
 VERSIONED_FIELDS = ("name", "description", "visual_definition", "execution_graph", "schedule")
 
 
@@ -107,6 +108,8 @@ async def delete(pipeline_id: UUID, principal: Principal | None = None) -> None:
 
 async def get_version(pipeline_id: UUID, version: int) -> PipelineVersion:
     await get_pipeline(pipeline_id)
+    if not 1 <= version <= MAX_VERSION:
+        raise NotFound(f"Pipeline {pipeline_id} has no version {version}.")
     row = await PipelineVersion.get_or_none(pipeline_id=pipeline_id, version=version)
     if row is None:
         raise NotFound(f"Pipeline {pipeline_id} has no version {version}.")

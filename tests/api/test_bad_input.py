@@ -71,3 +71,24 @@ async def test_unknown_route_and_method_are_problems(client, editor):
     assert missing.status_code == 404
     assert wrong_method.status_code == 405
     assert wrong_method.headers["content-type"] == "application/problem+json"
+
+
+async def test_nul_characters_are_refused_before_reaching_the_database(client, editor):
+    body = b'{"name": "bad\\u0000name"}'
+    response = await client.post(
+        "/api/v1/pipelines",
+        headers={**editor.headers, "content-type": "application/json"},
+        content=body,
+    )
+    query = await client.get("/api/v1/pipelines", headers=editor.headers, params={"q": "a\x00b"})
+    login = await client.post(
+        "/api/v1/auth/login", json={"email": "x\x00@example.com", "password": "p"}
+    )
+    assert response.status_code == query.status_code == login.status_code == 400
+
+
+async def test_a_version_beyond_any_stored_one_is_404(client, editor):
+    created = await client.post("/api/v1/pipelines", headers=editor.headers, json={"name": "v"})
+    url = f"/api/v1/pipelines/{created.json()['id']}/versions/2147483648"
+    assert (await client.get(url, headers=editor.headers)).status_code == 404
+    assert (await client.post(f"{url}/restore", headers=editor.headers)).status_code == 404
