@@ -49,16 +49,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _migrate(settings: Settings, _args: argparse.Namespace) -> int:
-    from storage.db import close_db, migrate_db
-
-    async def run() -> None:
-        try:
-            await migrate_db(settings.database_url)
-        finally:
-            await close_db()
+    from storage.db import migrate_db
 
     settings.DATA_DIR.mkdir(parents=True, exist_ok=True)
-    asyncio.run(run())
+    asyncio.run(migrate_db(settings.database_url))
     print(f"migrations applied to {_safe_url(settings.database_url)}")
     return 0
 

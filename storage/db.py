@@ -61,8 +61,11 @@ async def init_db(database_url: str) -> None:
 
 
 async def migrate_db(database_url: str) -> None:
-    """Apply every pending migration (idempotent)."""
-    await run_migrations(config=tortoise_config(database_url))
+    """Apply every pending migration (idempotent), then release the connections it opened."""
+    try:
+        await run_migrations(config=tortoise_config(database_url))
+    finally:
+        await Tortoise.close_connections()
 
 
 async def close_db() -> None:
