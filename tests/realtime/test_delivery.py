@@ -78,7 +78,11 @@ async def test_a_consumer_that_cannot_keep_up_is_closed_4008_and_memory_stays_bo
         async with open_socket(server, admin.access_token) as ws:
             await subscribe(ws, topic)
             await patch_pipeline(client, admin.headers, pipeline_id, 1)
-            assert (await next_message(ws, is_event(topic)))["event"] == "pipeline.updated"
+            # The burst may still be draining through the bus (Redis in scaled mode): skip it.
+            updated = await next_message(
+                ws, lambda m: is_event(topic)(m) and m["event"] == "pipeline.updated", within=30
+            )
+            assert updated["data"]
 
 
 async def test_the_bench_hook_is_off_by_default(client, admin):
