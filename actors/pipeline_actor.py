@@ -13,6 +13,7 @@ as `queued` and start in order when a slot frees up.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import shutil
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -232,6 +233,15 @@ class CursorTrackingIO(ConnectorIO):
                     node.id not in self.cursors or highest > self.cursors[node.id]
                 ):
                     self.cursors[node.id] = highest
+            yield frame
+
+    @contextlib.asynccontextmanager
+    async def scan(self, node: GraphNode) -> AsyncIterator[pl.LazyFrame | None]:
+        # Incremental sources go batch by batch: each batch's highest cursor is noted.
+        if node.config.get("sync_mode") == "incremental" and node.config.get("cursor_field"):
+            yield None
+            return
+        async with super().scan(node) as frame:
             yield frame
 
 

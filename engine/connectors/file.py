@@ -144,11 +144,17 @@ def cursor_literal(value: Any, dtype: pl.DataType) -> pl.Expr:
     return pl.lit(value).cast(dtype, strict=False)
 
 
-async def iterate_lazy(lf: pl.LazyFrame, request: ReadRequest) -> AsyncIterator[pl.DataFrame]:
-    """Run a LazyFrame in batches of `request.batch_size` in a worker thread."""
+def lazy_request(lf: pl.LazyFrame, request: ReadRequest) -> pl.LazyFrame:
+    """`lf` with the request's incremental filter and limit."""
     lf = incremental_filter(lf, request)
     if request.limit is not None:
         lf = lf.head(request.limit)
+    return lf
+
+
+async def iterate_lazy(lf: pl.LazyFrame, request: ReadRequest) -> AsyncIterator[pl.DataFrame]:
+    """Run a LazyFrame in batches of `request.batch_size` in a worker thread."""
+    lf = lazy_request(lf, request)
     batches = lf.collect_batches(chunk_size=request.batch_size, lazy=True)
     iterator = iter(batches)
     while True:
@@ -756,6 +762,27 @@ class FileConnector(Connector):
         else:
             async for batch in iterate_lazy(scan_lazy(stream), request):
                 yield batch
+
+    @contextlib.asynccontextmanager
+    async def scan(
+        self, config: dict[str, Any], request: ReadRequest, ctx: ConnectorContext
+    ) -> AsyncIterator[pl.LazyFrame | None]:
+        """The stream as one LazyFrame (same filtering as `read`), valid inside the block;
+        None for formats read whole or an empty file."""
+        cfg = parse_config(FileConfig, config)
+        stream = await asyncio.to_thread(find_stream, cfg, ctx, request.stream)
+        if stream.format in ("json", "xlsx") or stream.path.stat().st_size == 0:
+            yield None
+        elif stream.format in ("csv", "tsv"):
+            dialect = await asyncio.to_thread(sniff_csv, stream.path, cfg, stream.format)
+            copy = utf8_copy(stream.path, dialect.encoding)
+            source = await asyncio.to_thread(copy.__enter__)
+            try:
+                yield lazy_request(scan_csv(source, dialect), request)
+            finally:
+                await asyncio.to_thread(copy.__exit__, None, None, None)
+        else:
+            yield lazy_request(scan_lazy(stream), request)
 
     async def open_writer(
         self, config: dict[str, Any], request: WriteRequest, ctx: ConnectorContext

@@ -32,6 +32,7 @@ import hashlib
 import json
 import shutil
 import tempfile
+import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -127,9 +128,13 @@ async def _noop(*_args: Any) -> None:
 
 @dataclass
 class _Segment:
-    """Nodes that run together on one stream of batches; `members[0]` is the head."""
+    """Nodes that run together on one stream of batches; `members[0]` is the head.
+
+    `chain` (source → row-wise transforms) feeds a blocking head: when the source can be
+    scanned lazily, chain and head run as one Polars plan instead of batch by batch."""
 
     members: list[str]
+    chain: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -155,6 +160,35 @@ def _ports(node: GraphNode) -> list[str]:
 def _dir_name(node_id: str) -> str:
     safe = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in node_id)[:40]
     return f"{safe}-{hashlib.sha256(node_id.encode()).hexdigest()[:12]}"
+
+
+class _RowCounter:
+    """Counts the rows a LazyFrame yields while a plan streams them (any thread)."""
+
+    def __init__(self, stop: Callable[[], bool]) -> None:
+        self.rows = 0
+        self._stop = stop
+        self._lock = threading.Lock()
+
+    def _count(self, frame: pl.DataFrame) -> pl.DataFrame:
+        if self._stop():
+            # Cancelled: failing the plan stops it instead of letting it run on unobserved.
+            raise ExecutionCancelled
+        with self._lock:
+            self.rows += frame.height
+        return frame
+
+    def hook(self, frame: pl.LazyFrame) -> pl.LazyFrame:
+        # Filters must not move past the hook (it counts what this node yields); projections
+        # may (a row count does not depend on the columns), so the scan still reads only the
+        # columns the plan uses.
+        return frame.map_batches(
+            self._count,
+            predicate_pushdown=False,
+            projection_pushdown=True,
+            slice_pushdown=False,
+            streamable=True,
+        )
 
 
 class _Cache:
@@ -191,6 +225,7 @@ class _Cache:
 
     def save_meta(self, node_id: str, key: str, rows_in: int | None, ports: dict[str, int]) -> None:
         meta = {"key": key, "rows_in": rows_in, "port_rows": ports}
+        self.node_dir(node_id).mkdir(parents=True, exist_ok=True)  # fused nodes have no parts
         (self.node_dir(node_id) / "_meta.json").write_text(json.dumps(meta))
 
     def load_meta(self, node_id: str) -> dict[str, Any] | None:
@@ -235,6 +270,7 @@ class PipelineExecutor:
         self.committed: dict[str, WriteResult] = {}
         self.keys = self._cache_keys()
         self.reused: list[str] = []
+        self._fused: set[str] = set()  # blocking nodes computed by a fused lazy plan
         self._finished = 0
         self._cache: _Cache
 
@@ -369,33 +405,44 @@ class PipelineExecutor:
         return keys
 
     async def _reuse_cached(self) -> list[str]:
-        """Nodes to run, in order; cached ones (retry) are marked succeeded and skipped."""
+        """Nodes to run, in order; cached ones (retry) are marked succeeded and skipped.
+
+        A node whose output was fused into a downstream plan has its counts (meta) but no
+        Parquet: it is skipped as long as no node that consumes it has to run again."""
         if self.resume_from is None or not self.persistent:
             return list(self.graph.order)
-        rerun = set(self.resume_from)
-        for node_id in self.resume_from:
-            if node_id in self.nodes:
-                rerun |= self.graph.downstream(node_id)
-        to_run = []
+        valid = {}
+        known = {}
         for node_id in self.graph.order:
-            if node_id not in rerun and await asyncio.to_thread(self._cache_valid, node_id):
+            valid[node_id], known[node_id] = await asyncio.to_thread(self._cache_state, node_id)
+        run = set(self.resume_from) & set(self.nodes)
+        run |= {node_id for node_id in self.graph.order if not known[node_id]}
+        while True:
+            closure = set(run)
+            for node_id in run:
+                closure |= self.graph.downstream(node_id)
+            for node_id in reversed(self.graph.order):
+                if node_id not in closure and not valid[node_id]:
+                    consumers = {edge.target for edge in self.graph.out_edges(node_id)}
+                    if consumers & closure:
+                        closure.add(node_id)
+            if closure == run:
+                break
+            run = closure
+        for node_id in self.graph.order:
+            if node_id not in run:
                 await self._mark_reused(node_id)
-            else:
-                rerun.add(node_id)
-                rerun |= self.graph.downstream(node_id)
-                to_run.append(node_id)
-        return to_run
+        return [node_id for node_id in self.graph.order if node_id in run]
 
-    def _cache_valid(self, node_id: str) -> bool:
+    def _cache_state(self, node_id: str) -> tuple[bool, bool]:
+        """(output cached as Parquet, counts known) for the current key."""
         node = self.nodes[node_id]
         if node.type.startswith("destination."):
-            return False  # writes are never reused: the failed run's writers were aborted
+            return False, False  # writes are never reused: the failed run's writers were aborted
         meta = self._cache.load_meta(node_id)
-        return bool(
-            meta
-            and meta.get("key") == self.keys[node_id]
-            and all(self._cache.has_parts(node_id, port) for port in _ports(node))
-        )
+        known = bool(meta and meta.get("key") == self.keys[node_id])
+        valid = known and all(self._cache.has_parts(node_id, port) for port in _ports(node))
+        return valid, known
 
     async def _mark_reused(self, node_id: str) -> None:
         meta = self._cache.load_meta(node_id) or {}
@@ -418,7 +465,39 @@ class PipelineExecutor:
                 segment = _Segment([node_id])
                 segments.append(segment)
             segment_of[node_id] = segment
+        for segment in list(segments):
+            feeder = self._fusable_chain(segment, segment_of, running)
+            if feeder is not None:
+                segments.remove(feeder)
+                segment.chain = feeder.members
         return segments
+
+    def _fusable_chain(
+        self, segment: _Segment, segment_of: dict[str, _Segment], running: set[str]
+    ) -> _Segment | None:
+        """The source segment that only feeds this segment's blocking head, if any."""
+        head = self.nodes[segment.members[0]]
+        in_edges = self.graph.in_edges(head.id)
+        if (
+            not head.type.startswith("transform.")
+            or _is_streamable(head)
+            or len(in_edges) != 1
+            or in_edges[0].input_key != "in"
+            or in_edges[0].source_port != "out"
+            or in_edges[0].source not in running
+        ):
+            return None
+        feeder = segment_of[in_edges[0].source]
+        first = self.nodes[feeder.members[0]]
+        if (
+            feeder.members[-1] != in_edges[0].source
+            or not first.type.startswith("source.")
+            or first.type == "source.inline"
+            or len(self.graph.out_edges(in_edges[0].source)) != 1
+            or any(self.nodes[n].type.startswith("destination.") for n in feeder.members)
+        ):
+            return None
+        return feeder
 
     def _fusable_upstream(self, node_id: str, running: set[str]) -> str | None:
         """The node this one can take batches from directly, if any."""
@@ -437,10 +516,19 @@ class PipelineExecutor:
 
     async def _run_segment(self, segment: _Segment) -> None:
         head = self.nodes[segment.members[0]]
+        if segment.chain:
+            await self._run_chain(segment.chain, head)
         for node_id in segment.members:
-            await asyncio.to_thread(self._cache.reset, node_id)
+            if not (segment.chain and node_id == head.id):
+                await asyncio.to_thread(self._cache.reset, node_id)
             await self._start(node_id)
-        if head.type.startswith("source."):
+        if segment.chain:
+            if head.id not in self._fused:
+                await self._run_blocking(head)
+            if len(segment.members) > 1:
+                batches = self._scan_batches(head.id, "out")
+                await self._stream(segment.members[1:], batches, source=None)
+        elif head.type.startswith("source."):
             await self._stream(segment.members[1:], self._source_batches(head), source=head.id)
         elif _is_streamable(head):
             edge = self.graph.in_edges(head.id)[0]
@@ -455,6 +543,23 @@ class PipelineExecutor:
             node = self.nodes[node_id]
             if not node.type.startswith("destination."):
                 await self._finish(node_id)
+
+    async def _run_chain(self, chain: list[str], head: GraphNode) -> None:
+        """source → row-wise transforms feeding `head`: one lazy plan computing the head's
+        output too when the source can be scanned, else streamed and spilled for the head."""
+        for node_id in chain:
+            await asyncio.to_thread(self._cache.reset, node_id)
+            await self._start(node_id)
+        await asyncio.to_thread(self._cache.reset, head.id)
+        if await self._run_fused(chain, head):
+            self._fused.add(head.id)
+        else:
+            # No lazy scan for this source, or the plan failed: the batch path then names
+            # the node at fault.
+            source = self.nodes[chain[0]]
+            await self._stream(chain[1:], self._source_batches(source), source=source.id)
+        for node_id in chain:
+            await self._finish(node_id)
 
     async def _finish(self, node_id: str) -> None:
         state = self.states[node_id]
@@ -615,6 +720,77 @@ class PipelineExecutor:
             raise
         except Exception as exc:
             raise NodeFailed(node_id, exc) from exc
+
+    async def _run_fused(self, chain: list[str], head: GraphNode) -> bool:
+        """source → row-wise transforms → `head` as one lazy plan on the streaming engine,
+        with every node's row count taken in the same pass. False when the source has no lazy
+        scan, or the plan failed (the caller then runs the batch path, which attributes the
+        error to its node)."""
+        scan = getattr(self.reader, "scan", None)
+        if scan is None:
+            return False
+        source = self.nodes[chain[0]]
+        try:
+            manager = scan(source)
+            frame = await self._guard(manager.__aenter__())
+        except ExecutionCancelled:
+            raise
+        except Exception:
+            return False
+        try:
+            if frame is None:
+                return False
+            counts, port_rows = await self._guard(
+                asyncio.to_thread(self._compute_fused, chain, head, frame)
+            )
+        except ExecutionCancelled:
+            raise
+        except Exception as exc:
+            with contextlib.suppress(Exception):
+                await self.on_log("info", f"lazy plan failed ({error_summary(exc)})", head.id)
+            await asyncio.to_thread(self._cache.reset, head.id)
+            return False
+        finally:
+            with contextlib.suppress(Exception):
+                await asyncio.shield(manager.__aexit__(None, None, None))
+        previous = counts[0]
+        for node_id, rows in zip(chain, counts, strict=True):
+            state = self.states[node_id]
+            state.step = state.step.model_copy(update={"rows_in": previous})
+            state.port_rows["out"] = rows
+            previous = rows
+        # Announced when the head starts (after the chain has finished, as on the batch path).
+        state = self.states[head.id]
+        state.step = state.step.model_copy(update={"rows_in": counts[-1]})
+        state.port_rows = port_rows
+        return True
+
+    def _compute_fused(
+        self, chain: list[str], head: GraphNode, source: pl.LazyFrame
+    ) -> tuple[list[int], dict[str, int]]:
+        """Runs in a worker thread: one plan on the streaming engine, sunk to the head's
+        Parquet. Each chain node's rows are counted as they flow past (a pass-through hook per
+        node), so the source is read once; separate `select(pl.len())` queries would each
+        scan and filter it again."""
+        counters = [_RowCounter(lambda: self.cancel.cancelled) for _ in chain]
+        frame = counters[0].hook(source)
+        for node_id, counter in zip(chain[1:], counters[1:], strict=True):
+            node = self.nodes[node_id]
+            frame = TRANSFORMS[transform_name(node.type)].fn({"in": frame}, node.config)["out"]
+            frame = counter.hook(frame)
+        outputs = TRANSFORMS[transform_name(head.type)].fn({"in": frame}, head.config)
+        paths = {}
+        for port in outputs:
+            directory = self._cache.port_dir(head.id, port)
+            directory.mkdir(parents=True, exist_ok=True)
+            paths[port] = directory / "part-000000.parquet"
+        sinks = [outputs[port].sink_parquet(path, lazy=True) for port, path in paths.items()]
+        pl.collect_all(sinks, engine="streaming")
+        port_rows = {
+            port: pl.scan_parquet(path).select(pl.len()).collect().item()
+            for port, path in paths.items()
+        }
+        return [counter.rows for counter in counters], port_rows
 
     async def _run_blocking(self, node: GraphNode) -> None:
         inputs = {

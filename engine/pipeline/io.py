@@ -5,6 +5,7 @@ connections, secrets and incremental state into `ConnectorIO` (or its own implem
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Mapping
 from typing import Any, Protocol
 
@@ -96,6 +97,21 @@ class ConnectorIO:
         type_name, config = self._connection(node)
         connector = get_connector(type_name)
         async for frame in connector.read(config, self.read_request(node, limit), self.ctx):
+            yield frame
+
+    @contextlib.asynccontextmanager
+    async def scan(self, node: GraphNode) -> AsyncIterator[pl.LazyFrame | None]:
+        """The whole source as one LazyFrame, when its connector can scan it lazily (then the
+        executor can run source → transforms → aggregate as one plan); None otherwise."""
+        if node.type == "source.inline":
+            yield None
+            return
+        type_name, config = self._connection(node)
+        scan = getattr(get_connector(type_name), "scan", None)
+        if scan is None:
+            yield None
+            return
+        async with scan(config, self.read_request(node), self.ctx) as frame:
             yield frame
 
     async def open_writer(self, node: GraphNode) -> Writer:

@@ -4,7 +4,7 @@ import polars as pl
 
 from engine.connectors.base import ConnectorContext
 from engine.pipeline import ConnectorIO, compile_graph, dry_run, execute, validate
-from tests.engine.pipeline.helpers import document, edge, node
+from tests.engine.pipeline.helpers import RecordingDestinations, document, edge, node
 
 
 def _setup(tmp_path):
@@ -94,3 +94,63 @@ async def test_unknown_connection_fails_the_source_node(tmp_path):
     run = await execute(compile_graph(doc), reader=io, destinations=io)
     assert (run.status, run.failed_node) == ("failed", "sales")
     assert "unknown connection" in run.error
+
+
+async def test_source_to_aggregate_runs_as_one_plan_with_every_steps_counts(tmp_path):
+    io = _setup(tmp_path)
+    updates = {}
+
+    async def on_step(update):
+        updates[update.node_id] = update
+
+    work = tmp_path / "work"
+    run = await execute(
+        compile_graph(_pipeline()), reader=io, destinations=io, on_step=on_step, work_dir=work
+    )
+    assert run.status == "succeeded", run.error
+    counts = {key: (step.rows_in, step.rows_out) for key, step in updates.items()}
+    assert counts == {"sales": (4, 4), "f": (4, 3), "agg": (3, 2), "out": (2, 2)}
+    # One lazy plan: neither the source's nor the filter's rows were spilled to Parquet.
+    assert not list(work.glob("sales-*/**/*.parquet"))
+    assert not list(work.glob("f-*/**/*.parquet"))
+    written = pl.read_csv(tmp_path / "out" / "totals.csv")
+    assert written.to_dicts() == [{"country": "FR", "total": 17}, {"country": "DE", "total": 5}]
+
+
+async def test_retry_after_a_fused_plan_reuses_its_output(tmp_path):
+    io = _setup(tmp_path)
+    work = tmp_path / "work"
+    graph = compile_graph(_pipeline())
+    failing = RecordingDestinations(out={"fail_on_write": True})
+    first = await execute(graph, reader=io, destinations=failing, work_dir=work)
+    assert (first.status, first.failed_node) == ("failed", "out")
+    assert not list(work.glob("sales-*/**/*.parquet"))  # fused: only the aggregate is kept
+
+    retry = await execute(
+        graph, reader=io, destinations=RecordingDestinations(), work_dir=work, resume_from={"out"}
+    )
+    assert retry.status == "succeeded", retry.error
+    assert retry.reused == ["sales", "f", "agg"]
+    assert retry.rows["sales"] == 4 and retry.rows["f"] == 3 and retry.rows["agg"] == 2
+
+    # The filter changed: its cache and the aggregate's are stale, the source reruns too
+    # (its output was never materialised).
+    changed = compile_graph(_pipeline("amount > 6"))
+    again = await execute(
+        changed, reader=io, destinations=RecordingDestinations(), work_dir=work, resume_from={"out"}
+    )
+    assert again.status == "succeeded", again.error
+    assert again.reused == []
+    assert again.rows["f"] == 2
+
+
+async def test_a_plan_that_fails_names_the_node_at_fault(tmp_path):
+    io = _setup(tmp_path)
+    doc = _pipeline()
+    doc["nodes"][1]["data"]["config"] = {"expression": "amount > 0"}
+    doc["nodes"].insert(
+        2, node("c", "transform.cast", {"columns": {"country": "integer"}, "strict": True})
+    )
+    doc["edges"] = [edge("sales", "f"), edge("f", "c"), edge("c", "agg"), edge("agg", "out")]
+    run = await execute(compile_graph(doc), reader=io, destinations=io)
+    assert (run.status, run.failed_node) == ("failed", "c")
