@@ -162,6 +162,10 @@ def _dir_name(node_id: str) -> str:
     return f"{safe}-{hashlib.sha256(node_id.encode()).hexdigest()[:12]}"
 
 
+# Transforms that keep every row of their input (so a fused plan need not count theirs).
+_ROW_PRESERVING = frozenset({"derive", "rename", "drop", "fill_null"})
+
+
 class _RowCounter:
     """Counts the rows a LazyFrame yields while a plan streams them (any thread)."""
 
@@ -772,12 +776,19 @@ class PipelineExecutor:
         Parquet. Each chain node's rows are counted as they flow past (a pass-through hook per
         node), so the source is read once; separate `select(pl.len())` queries would each
         scan and filter it again."""
-        counters = [_RowCounter(lambda: self.cancel.cancelled) for _ in chain]
-        frame = counters[0].hook(source)
-        for node_id, counter in zip(chain[1:], counters[1:], strict=True):
+        counters: list[_RowCounter | None] = []
+        frame = source
+        for node_id in chain:
             node = self.nodes[node_id]
-            frame = TRANSFORMS[transform_name(node.type)].fn({"in": frame}, node.config)["out"]
+            if node.type.startswith("transform."):
+                name = transform_name(node.type)
+                frame = TRANSFORMS[name].fn({"in": frame}, node.config)["out"]
+                if name in _ROW_PRESERVING:
+                    counters.append(None)  # as many rows as its input: no hook needed
+                    continue
+            counter = _RowCounter(lambda: self.cancel.cancelled)
             frame = counter.hook(frame)
+            counters.append(counter)
         outputs = TRANSFORMS[transform_name(head.type)].fn({"in": frame}, head.config)
         paths = {}
         for port in outputs:
@@ -790,7 +801,10 @@ class PipelineExecutor:
             port: pl.scan_parquet(path).select(pl.len()).collect().item()
             for port, path in paths.items()
         }
-        return [counter.rows for counter in counters], port_rows
+        counts: list[int] = []
+        for counter in counters:
+            counts.append(counter.rows if counter is not None else counts[-1])
+        return counts, port_rows
 
     async def _run_blocking(self, node: GraphNode) -> None:
         inputs = {

@@ -154,3 +154,21 @@ async def test_a_plan_that_fails_names_the_node_at_fault(tmp_path):
     doc["edges"] = [edge("sales", "f"), edge("f", "c"), edge("c", "agg"), edge("agg", "out")]
     run = await execute(compile_graph(doc), reader=io, destinations=io)
     assert (run.status, run.failed_node) == ("failed", "c")
+
+
+async def test_row_preserving_steps_in_a_fused_plan_report_their_input_count(tmp_path):
+    io = _setup(tmp_path)
+    doc = _pipeline("double > 0")
+    doc["nodes"].insert(
+        1,
+        node(
+            "d", "transform.derive", {"columns": [{"name": "double", "expression": "amount * 2"}]}
+        ),
+    )
+    doc["edges"] = [edge("sales", "d"), edge("d", "f"), edge("f", "agg"), edge("agg", "out")]
+    run = await execute(compile_graph(doc), reader=io, destinations=io, work_dir=tmp_path / "w")
+    assert run.status == "succeeded", run.error
+    steps = {step.node_id: (step.rows_in, step.rows_out) for step in run.steps}
+    assert steps["sales"] == (4, 4) and steps["d"] == (4, 4) and steps["f"] == (4, 3)
+    assert steps["agg"] == (3, 2)
+    assert not list((tmp_path / "w").glob("d-*/**/*.parquet"))
