@@ -28,6 +28,7 @@ from app.settings import Settings
 from engine.connectors.base import CheckCategory, ConnectorContext
 from engine.connectors.errors import ConnectorError
 from engine.connectors.network import NetworkPolicy, forbidden_endpoints_from_urls, guard
+from engine.connectors.sqlite import FORBIDDEN_PATHS as FORBIDDEN_SQLITE_PATHS
 from storage.models import PlatformSetting
 
 NETWORK_SETTINGS_KEY = "network"
@@ -140,7 +141,11 @@ def policy_source(settings: Settings) -> NetworkPolicySource:
 
 
 def connector_context(settings: Settings, **extra: Any) -> ConnectorContext:
-    """The context connectors run with: DATA_DIR and the SSRF guard under the current policy."""
+    """The context connectors run with: DATA_DIR, the SSRF guard under the current policy, and
+    the platform's own SQLite file out of the sqlite connector's reach."""
+    url = settings.database_url
+    if url.startswith("sqlite://"):
+        extra.setdefault(FORBIDDEN_SQLITE_PATHS, [url.removeprefix("sqlite://").split("?")[0]])
     return ConnectorContext(
         data_dir=settings.DATA_DIR, network_guard=policy_source(settings).guard, extra=extra
     )

@@ -62,6 +62,8 @@ from engine.connectors.sql_common import (
 from engine.schema import Field, LogicalType, StreamSchema
 
 ALLOW_ANY_PATH = "allow_any_sqlite_path"
+# Files no connector may open, e.g. the platform's own SQLite database under DATA_DIR.
+FORBIDDEN_PATHS = "forbidden_sqlite_paths"
 
 CONFIG_SCHEMA: dict[str, Any] = {
     "$schema": JSON_SCHEMA_DIALECT,
@@ -120,6 +122,10 @@ def _database_path(configured: str, ctx: ConnectorContext) -> Path:
     if not candidate.is_absolute():
         candidate = ctx.data_dir / candidate
     resolved = candidate.resolve()  # follows symlinks and '..', so escapes are caught
+    if resolved in {Path(p).resolve() for p in ctx.extra.get(FORBIDDEN_PATHS, ())}:
+        raise ConnectorError(
+            CheckCategory.PERMISSION, "That file is the platform's own database.", "/path"
+        )
     if ctx.extra.get(ALLOW_ANY_PATH) or resolved.is_relative_to(ctx.data_dir.resolve()):
         return resolved
     raise ConnectorError(

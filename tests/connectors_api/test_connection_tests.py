@@ -322,3 +322,13 @@ async def test_recommendations_from_the_discovered_schema(
     ).json()["streams"][0]
     assert items["primary_key"] == ["id"]
     assert items["cursor_field"] == "updated_at"
+
+
+@pytest.mark.skipif(
+    MODE == "scaled", reason="the platform database is SQLite only in embedded mode"
+)
+async def test_the_platform_database_file_is_out_of_reach(client, editor):
+    for path in ("aggregator.sqlite3", "./sub/../aggregator.sqlite3"):
+        result = await connection_test(client, editor, "sqlite", {"path": path})
+        assert result["ok"] is False
+        assert result["error"]["category"] == "permission"
