@@ -18,9 +18,15 @@ from app.configurations.schemas import (
     ValidateBody,
 )
 from app.connectors.schemas import ConnectorCreate
-from app.connectors.secrets import SecretBox, mask, restore_masked
-from app.connectors.service import ConnectorService, config_errors, known_spec, spec_of
-from app.core.errors import NotFound, Unprocessable
+from app.connectors.secrets import SecretBox, masked_view, restore_masked
+from app.connectors.service import (
+    ConnectorService,
+    config_errors,
+    known_spec,
+    spec_of,
+    validate_config,
+)
+from app.core.errors import NotFound
 from app.core.http import validate_as
 from storage.models import ConfigurationTemplate, Connector
 
@@ -42,16 +48,7 @@ def validate(body: ValidateBody) -> dict[str, Any]:
 
 
 def public_view(template: ConfigurationTemplate | dict[str, Any]) -> dict[str, Any]:
-    field = template.get if isinstance(template, dict) else template.__getattribute__
-    view = {name: field(name) for name in PUBLIC_FIELDS}
-    view["config"] = mask(view["config"])
-    return view
-
-
-def _check_partial(type_name: str, config: dict[str, Any]) -> None:
-    errors = config_errors(spec_of(type_name), config, partial=True)
-    if errors:
-        raise Unprocessable(f"The configuration is not valid for {type_name}.", errors=errors)
+    return masked_view(template, PUBLIC_FIELDS)
 
 
 class TemplateService:
@@ -66,7 +63,7 @@ class TemplateService:
 
     async def create(self, principal: Principal, body: TemplateCreate) -> ConfigurationTemplate:
         spec = known_spec(body.type)
-        _check_partial(spec.type, body.config)
+        validate_config(spec, body.config, partial=True)
         return await ConfigurationTemplate.create(
             owner_id=principal.id,
             name=body.name,
@@ -83,7 +80,7 @@ class TemplateService:
             plain = restore_masked(
                 changes["config"], spec.secret_fields, self.secrets.unseal(template.config)
             )
-            _check_partial(template.type, plain)
+            validate_config(spec_of(template.type), plain, partial=True)
             changes["config"] = self.secrets.seal(
                 changes["config"], spec.secret_fields, previous=template.config
             )

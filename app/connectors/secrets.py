@@ -59,6 +59,14 @@ def mask(config: dict[str, Any]) -> dict[str, Any]:
     return _walk(config, lambda _sealed: MASK)
 
 
+def masked_view(row: Any, fields: tuple[str, ...]) -> dict[str, Any]:
+    """A row (model or dict from `.values()`) as clients see it: `config` with secrets masked."""
+    field = row.get if isinstance(row, dict) else row.__getattribute__
+    view = {name: field(name) for name in fields}
+    view["config"] = mask(view["config"])
+    return view
+
+
 def restore_masked(
     config: dict[str, Any], secret_pointers: list[str], previous_plain: dict[str, Any]
 ) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from actors.bus import outbox
 from actors.bus.outbox import record_event
 from app.auth.principal import Principal
 from app.connectors.schemas import ConnectorCreate, ConnectorUpdate
-from app.connectors.secrets import SecretBox, mask, restore_masked
+from app.connectors.secrets import SecretBox, masked_view, restore_masked
 from app.core.errors import NotFound, Unprocessable
 from engine.connectors.base import ConnectorSpec
 from engine.connectors.registry import UnknownConnectorType, connector_type_names, get_connector
@@ -66,8 +66,8 @@ def _as_problem_error(error: SchemaError, prefix: str) -> dict[str, str]:
     return {"pointer": pointer, "message": error.message}
 
 
-def validate_config(spec: ConnectorSpec, config: dict[str, Any]) -> None:
-    errors = config_errors(spec, config)
+def validate_config(spec: ConnectorSpec, config: dict[str, Any], partial: bool = False) -> None:
+    errors = config_errors(spec, config, partial=partial)
     if errors:
         raise Unprocessable(f"The configuration is not valid for {spec.type}.", errors=errors)
 
@@ -131,10 +131,7 @@ class ConnectorService:
 
     @staticmethod
     def public_view(connector: Connector | dict[str, Any]) -> dict[str, Any]:
-        field = connector.get if isinstance(connector, dict) else connector.__getattribute__
-        view = {name: field(name) for name in PUBLIC_FIELDS}
-        view["config"] = mask(view["config"])
-        return view
+        return masked_view(connector, PUBLIC_FIELDS)
 
 
 def known_spec(type_name: str) -> ConnectorSpec:
