@@ -9,6 +9,7 @@ from tortoise.expressions import Q
 from tortoise.queryset import QuerySet
 
 from app.core.errors import Unprocessable
+from storage.rows import fetch_dicts
 
 MAX_PAGE_SIZE = 500
 
@@ -58,15 +59,13 @@ class ListSpec:
 async def fetch_page(
     queryset: QuerySet[Any], spec: ListSpec, query: ListQuery, *fields: str
 ) -> tuple[list[dict[str, Any]], int]:
-    """Rows as dicts (no model instances: lists are the hot path) and the filtered total."""
+    """Rows as JSON-ready dicts (lists are the hot path) and the filtered total."""
     condition = spec.search(query.q)
     if condition is not None:
         queryset = queryset.filter(condition)
-    rows = await (
-        queryset.order_by(*spec.order_by(query.sort))
-        .offset(query.offset)
-        .limit(query.limit)
-        .values(*fields)
+    rows = await fetch_dicts(
+        queryset.order_by(*spec.order_by(query.sort)).offset(query.offset).limit(query.limit),
+        *fields,
     )
     if len(rows) < query.limit and (rows or query.offset == 0):
         # The page holds the end of the list, so it tells the total: skip the COUNT query.
