@@ -1,7 +1,8 @@
 """PostgreSQL source and destination on asyncpg.
 
-Discovery reads pg_catalog directly: relations with their primary keys, columns, foreign
-keys, one query each per schema whatever its table count. Reads are one `COPY (SELECT …) TO
+Discovery reads pg_catalog directly: relations with their primary keys, then their columns
+a chunk of relations at a time (Python builds one chunk's fields while the server fetches the
+next), each distinct column type once, foreign keys. Reads are one `COPY (SELECT …) TO
 STDOUT` whose CSV Polars parses, typed from the catalog. Writes COPY CSV produced by Polars
 into a temporary staging table and publish it in one transaction at commit, or, for a table
 that does not exist yet, into the new table inside that transaction.
@@ -13,8 +14,9 @@ import asyncio
 import contextlib
 import io
 import operator
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from itertools import groupby
 from typing import Any
 
@@ -213,9 +215,10 @@ def _close_in_background(conn: asyncpg.Connection) -> None:
 # Catalog
 # ---------------------------------------------------------------------------------------------
 
-# A handful of pg_catalog queries per database, whatever the table count. Every query takes
-# the schema ($1) and optionally one relation name ($2, NULL = the whole schema) for reads
-# and writes. Rows come unsorted: Python orders them, which is cheaper than a server sort.
+# A handful of pg_catalog queries per database, plus one per chunk of relations. Relations
+# and foreign keys are looked up by schema ($1), relations optionally by one name ($2,
+# NULL = the whole schema) for reads and writes. Rows come unsorted: Python orders them,
+# which is cheaper than a server sort.
 RELATIONS_FILTER = """
     c.relnamespace = (SELECT oid FROM pg_catalog.pg_namespace WHERE nspname = $1)
     AND c.relkind IN ('r', 'p', 'v', 'm', 'f') AND NOT c.relispartition
@@ -230,21 +233,34 @@ LEFT JOIN pg_catalog.pg_constraint pk ON pk.conrelid = c.oid AND pk.contype = 'p
 WHERE {RELATIONS_FILTER}
 """
 
-# Domains map as their base type, enums as text, composites as JSON; user-defined types are
-# the only ones that need the pg_type lookup (oids below 16384 are built in).
-COLUMNS_SQL = f"""
-SELECT a.attrelid, a.attnum, a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull,
-       CASE WHEN a.atttypid >= 16384 THEN (
+# The columns of a chunk of relations, by oid. A type key rather than format_type(): spelling
+# every column's type costs a fresh backend more than the scan does, and a schema uses few
+# distinct types, spelled once each by TYPES_SQL. The key packs type oid and modifier (-1 or
+# more) into one bigint, so Python handles one number per column.
+COLUMNS_SQL = """
+SELECT a.attrelid, a.attnum, a.attname, (a.atttypid::int8 << 32) | (a.atttypmod + 1),
+       NOT a.attnotnull
+FROM pg_catalog.pg_attribute a
+WHERE a.attrelid = ANY($1::oid[]) AND a.attnum > 0 AND NOT a.attisdropped
+"""
+RELATIONS_PER_CHUNK = 200
+
+# The spelling of each distinct type key, and what it maps as when that differs: domains map
+# as their base type, enums as text, composites as JSON. Only user-defined types need the
+# pg_type lookup (oids below 16384 are built in). Keys travel as text[]: an int8[] parameter
+# would make asyncpg introspect that array type on every fresh connection.
+TYPES_SQL = """
+SELECT u.key, format_type(u.oid, u.typmod),
+       CASE WHEN u.oid >= 16384 THEN (
            SELECT CASE t.typtype
                       WHEN 'd' THEN format_type(t.typbasetype, t.typtypmod)
                       WHEN 'e' THEN 'enum'
                       WHEN 'c' THEN 'composite'
                   END
-           FROM pg_catalog.pg_type t WHERE t.oid = a.atttypid)
+           FROM pg_catalog.pg_type t WHERE t.oid = u.oid)
        END
-FROM pg_catalog.pg_attribute a
-JOIN pg_catalog.pg_class c ON c.oid = a.attrelid
-WHERE a.attnum > 0 AND NOT a.attisdropped AND {RELATIONS_FILTER}
+FROM (SELECT key, (key >> 32)::oid AS oid, ((key & 4294967295) - 1)::int4 AS typmod
+      FROM unnest($1::text[]::int8[]) AS key) AS u
 """
 
 # Column numbers are turned into names in Python from the columns already fetched; only
@@ -268,18 +284,13 @@ WHERE a.attrelid = ANY($1::oid[]) AND a.attnum > 0
 """
 
 _VIEW_KINDS = {"v", "m"}
-_TABLE_ORDER = operator.itemgetter(0, 1)  # relation oid, column number
 _RELATION = operator.itemgetter(0)
+_TYPE_KEY = operator.itemgetter(3)  # see COLUMNS_SQL
+_TABLE_ORDER = operator.itemgetter(0, 1)  # relation oid, column number
+_NO_KEY: frozenset[int] = frozenset()
 
-
-@dataclass(frozen=True)
-class _CatalogRows:
-    """Everything the catalog queries returned, fetched before any assembly starts."""
-
-    relations: list[asyncpg.Record]
-    columns: list[asyncpg.Record]
-    foreign_keys: list[asyncpg.Record]
-    referenced_columns: list[asyncpg.Record]
+# A column's native spelling and logical type, by its type key.
+_ColumnTypes = dict[int, tuple[str, LogicalType]]
 
 
 async def _load_catalog(
@@ -292,94 +303,153 @@ async def _load_catalog(
     # Tens of thousands of rows and models are allocated below, none of them cyclic.
     with gc_paused():
         relations = await conn.fetch(RELATIONS_SQL, schema, only)
-        columns = await conn.fetch(COLUMNS_SQL, schema, only)
-        fk_rows = await conn.fetch(FOREIGN_KEYS_SQL, schema) if foreign_keys else []
-        own = {row[0] for row in relations}
-        outside = list({row[2] for row in fk_rows if row[0] in own} - own)
-        referenced = await conn.fetch(REFERENCED_COLUMNS_SQL, outside) if outside else []
-        rows = _CatalogRows(relations, columns, fk_rows, referenced)
-        del relations, columns, fk_rows, referenced
-        streams = _assemble_streams(rows, schema)
+        catalog = _Catalog([row for row in relations if not is_staging_table(row[1])])
+        del relations
+        fk_query = None
+        if foreign_keys:  # prepared now, so that it runs while the last columns are worked on
+            fk_query = partial((await conn.prepare(FOREIGN_KEYS_SQL)).fetch, schema)
+        fk_rows = await _read_columns(conn, catalog, fk_query)
+        own_fks = [row for row in fk_rows if row[0] in catalog.relations]
+        outside = list({row[2] for row in own_fks} - catalog.fields.keys())
+        if outside:
+            catalog.add_outside_columns(await conn.fetch(REFERENCED_COLUMNS_SQL, outside))
+        streams = catalog.streams(own_fks, schema)
         # Free the driver's rows while the collector is still off: the collection that
-        # follows its return then has only the result to scan.
-        del rows
+        # follows its return then has only the result to scan. (Column rows went chunk by
+        # chunk.)
+        del catalog, fk_rows, own_fks
     return streams
 
 
-def _assemble_streams(rows: _CatalogRows, schema: str) -> list[StreamSchema]:
-    relations = {
-        oid: (name, kind, reltuples)
-        for oid, name, kind, reltuples, _ in rows.relations
-        if not is_staging_table(name)
-    }
-    keys = {oid: set(_column_numbers(key)) for oid, *_, key in rows.relations if key}
-    own_fks = [row for row in rows.foreign_keys if row[0] in relations]
-    # Column numbers → names, only for the relations foreign keys need.
-    named = {row[0] for row in own_fks} | {row[2] for row in own_fks}
-    column_names: dict[int, dict[int, str]] = {}
-    fields: dict[int, list[Field]] = {}
-    no_key: set[int] = set()
-    field_maker = _FieldMaker()
-    for relid, table_columns in groupby(sorted(rows.columns, key=_TABLE_ORDER), _RELATION):
-        if relid not in relations:
-            continue
-        table_columns = list(table_columns)
-        fields[relid] = field_maker.fields(table_columns, keys.get(relid, no_key))
-        if relid in named:
-            column_names[relid] = {row[1]: row[2] for row in table_columns}
-    for relid, number, name in rows.referenced_columns:
-        column_names.setdefault(relid, {})[number] = name
-    foreign_keys = _foreign_keys(own_fks, column_names, schema)
-    streams = [
-        trusted_model(
-            StreamSchema,
-            name=name,
-            fields=fields.get(oid, []),
-            row_estimate=_row_estimate(kind, reltuples),
-            foreign_keys=foreign_keys.get(oid, []),
-            kind="view" if kind in _VIEW_KINDS else "table",
+async def _read_columns(
+    conn: asyncpg.Connection,
+    catalog: _Catalog,
+    then: Callable[[], Awaitable[list[asyncpg.Record]]] | None,
+) -> list[asyncpg.Record]:
+    """Feed the catalog its relations' columns a chunk at a time. Each chunk is worked on
+    while the server runs the next query, the last one `then` (whose rows are returned):
+    otherwise the server and Python would take turns, each idle while the other works."""
+    relids = list(catalog.relations)
+    received: list[asyncpg.Record] = []
+    for start in range(0, len(relids), RELATIONS_PER_CHUNK):
+        chunk = relids[start : start + RELATIONS_PER_CHUNK]
+        received = await _while_fetching(
+            conn.fetch(COLUMNS_SQL, chunk), partial(catalog.add_columns, received)
         )
-        for oid, (name, kind, reltuples) in relations.items()
-    ]
-    return sorted(streams, key=lambda stream: stream.name)
+        await _learn_types(conn, catalog.types, received)  # before add_columns needs them
+    if then is None:
+        catalog.add_columns(received)
+        return []
+    return await _while_fetching(then(), partial(catalog.add_columns, received))
 
 
-class _FieldMaker:
-    """Builds discovered fields from column rows as cheaply as Python allows: this runs once
-    per column of a whole database (20,000 in the benchmark), so the logical type is looked
-    up once per distinct type spelling and each Field is assembled without validation (the
-    values come from the catalog and are already exactly the field types)."""
+async def _while_fetching(
+    query: Awaitable[list[asyncpg.Record]], work: Callable[[], None]
+) -> list[asyncpg.Record]:
+    """Do `work` while the server runs `query`. A query whose statement the connection has
+    prepared already sends its request as soon as its task first runs."""
+    pending = asyncio.ensure_future(query)
+    try:
+        await asyncio.sleep(0)
+        work()
+    except BaseException:
+        with contextlib.suppress(Exception):
+            await pending  # leave the connection idle, as the caller expects it
+        raise
+    return await pending
 
-    def __init__(self) -> None:
-        self.types: dict[tuple[str, str | None], LogicalType] = {}
-        self.fields_set = set(Field.model_fields)  # shared: every field sets all of them
 
-    def logical(self, native: str, base: str | None) -> LogicalType:
-        logical = self.types.get((native, base))
-        if logical is None:
-            logical = self.types[native, base] = logical_type_for(base or native, POSTGRES)
-        return logical
+async def _learn_types(
+    conn: asyncpg.Connection, types: _ColumnTypes, columns: list[asyncpg.Record]
+) -> None:
+    """Spell and map the types of `columns` not seen before."""
+    keys = set(map(_TYPE_KEY, columns)) - types.keys()
+    if not keys:
+        return
+    for key, native, mapped_as in await conn.fetch(TYPES_SQL, [str(key) for key in keys]):
+        types[key] = (native, logical_type_for(mapped_as or native, POSTGRES))
 
-    def fields(self, table_columns: Sequence[asyncpg.Record], key: set[int]) -> list[Field]:
-        types, logical, fields_set = self.types, self.logical, self.fields_set
-        made = []
-        for _, number, name, native, not_null, base in table_columns:
-            field = _new_object(Field)
-            _set_dict(
-                field,
-                {
-                    "name": name,
-                    "type": types.get((native, base)) or logical(native, base),
-                    "nullable": not not_null,
-                    "native_type": native,
-                    "primary_key": number in key,
-                },
+
+class _Catalog:
+    """Streams assembled from catalog rows, columns added as they arrive."""
+
+    def __init__(self, relations: list[asyncpg.Record]) -> None:
+        self.relations = {
+            oid: (name, kind, reltuples) for oid, name, kind, reltuples, _ in relations
+        }
+        self.keys = {oid: frozenset(_column_numbers(key)) for oid, *_, key in relations if key}
+        self.types: _ColumnTypes = {}
+        self.fields: dict[int, list[Field]] = {}
+        # Column numbers of the relations where dropped columns left gaps; elsewhere column
+        # n is field n - 1. Keeping these rather than the rows frees each chunk's rows early.
+        self.numbers: dict[int, list[int]] = {}
+        self.outside: dict[int, dict[int, str]] = {}  # names in relations of other schemas
+
+    def add_columns(self, rows: list[asyncpg.Record]) -> None:
+        for relid, table_columns in groupby(sorted(rows, key=_TABLE_ORDER), _RELATION):
+            table_columns = list(table_columns)
+            self.fields[relid] = _fields(table_columns, self.types, self.keys.get(relid, _NO_KEY))
+            if table_columns[-1][1] != len(table_columns):
+                self.numbers[relid] = [row[1] for row in table_columns]
+
+    def add_outside_columns(self, rows: list[asyncpg.Record]) -> None:
+        for relid, number, name in rows:
+            self.outside.setdefault(relid, {})[number] = name
+
+    def column_names(self, relid: int, key: str) -> list[str]:
+        """The names of a constraint's columns, listed by number in `key` (see
+        _column_numbers); a thousand foreign keys make this worth keeping lean."""
+        fields = self.fields.get(relid)
+        if fields is None:
+            names = self.outside[relid]
+            return [names[int(number)] for number in key.split(",")]
+        gapped = self.numbers.get(relid)
+        if gapped is None:
+            return [fields[int(number) - 1].name for number in key.split(",")]
+        return [fields[gapped.index(int(number))].name for number in key.split(",")]
+
+    def streams(self, fk_rows: list[asyncpg.Record], schema: str) -> list[StreamSchema]:
+        """The streams, given the foreign keys of their relations."""
+        foreign_keys = _foreign_keys(fk_rows, self.column_names, schema)
+        streams = [
+            trusted_model(
+                StreamSchema,
+                name=name,
+                fields=self.fields.get(oid, []),
+                row_estimate=_row_estimate(kind, reltuples),
+                foreign_keys=foreign_keys.get(oid, []),
+                kind="view" if kind in _VIEW_KINDS else "table",
             )
-            _set_fields_set(field, fields_set)
-            _set_extra(field, None)
-            _set_private(field, None)
-            made.append(field)
-        return made
+            for oid, (name, kind, reltuples) in self.relations.items()
+        ]
+        return sorted(streams, key=lambda stream: stream.name)
+
+
+def _fields(
+    table_columns: Iterable[asyncpg.Record], types: _ColumnTypes, key: frozenset[int]
+) -> list[Field]:
+    """One relation's fields, assembled without validation: the values come from the catalog
+    and are already exactly the field types. This runs once per column of a whole database
+    (20,000 in the benchmark), hence the spelled-out construction."""
+    made = []
+    for _, number, name, type_key, nullable in table_columns:
+        native, logical = types[type_key]
+        field = _new_object(Field)
+        _set_dict(
+            field,
+            {
+                "name": name,
+                "type": logical,
+                "nullable": nullable,
+                "native_type": native,
+                "primary_key": number in key,
+            },
+        )
+        _set_fields_set(field, _ALL_FIELD_NAMES)
+        _set_extra(field, None)
+        _set_private(field, None)
+        made.append(field)
+    return made
 
 
 # What `trusted_model` does, through the slot descriptors themselves: a fifth faster than
@@ -389,19 +459,21 @@ _set_dict = BaseModel.__dict__["__dict__"].__set__
 _set_fields_set = BaseModel.__pydantic_fields_set__.__set__  # type: ignore[attr-defined]
 _set_extra = BaseModel.__pydantic_extra__.__set__  # type: ignore[attr-defined]
 _set_private = BaseModel.__pydantic_private__.__set__  # type: ignore[attr-defined]
+# Shared by every field, which sets all of them: pydantic only ever adds names to it.
+_ALL_FIELD_NAMES = set(Field.model_fields)
 
 
 def _foreign_keys(
-    rows: Sequence[asyncpg.Record], column_names: dict[int, dict[int, str]], schema: str
+    rows: Sequence[asyncpg.Record], column_names: Callable[[int, str], list[str]], schema: str
 ) -> dict[int, list[dict[str, Any]]]:
     by_table: dict[int, list[dict[str, Any]]] = {}
     for relid, key, ref_relid, ref_key, ref_schema, ref_table in rows:
         # References inside the configured schema use the bare name, like stream names do.
         by_table.setdefault(relid, []).append(
             {
-                "columns": [column_names[relid][n] for n in _column_numbers(key)],
+                "columns": column_names(relid, key),
                 "ref_table": ref_table if ref_schema == schema else f"{ref_schema}.{ref_table}",
-                "ref_columns": [column_names[ref_relid][n] for n in _column_numbers(ref_key)],
+                "ref_columns": column_names(ref_relid, ref_key),
             }
         )
     return by_table
@@ -410,7 +482,7 @@ def _foreign_keys(
 def _column_numbers(text: str) -> list[int]:
     """Constraint column numbers, sent as '1,2' text: an int2[] result would make asyncpg
     introspect the array type on every fresh connection, a 10 ms catalog round trip."""
-    return [int(number) for number in text.split(",")]
+    return list(map(int, text.split(",")))
 
 
 def _row_estimate(kind: str, reltuples: float) -> int | None:
