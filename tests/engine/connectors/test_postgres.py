@@ -22,7 +22,7 @@ from cryptography.x509.oid import NameOID
 
 from engine.connectors.base import ConnectorContext, ReadRequest, WriteRequest
 from engine.connectors.errors import ConnectorError
-from engine.connectors.postgres import PostgresConnector
+from engine.connectors.postgres import RELATIONS_PER_CHUNK, PostgresConnector
 from engine.connectors.sql_common import client_ssl_context
 from engine.schema import LogicalType, StreamSchema
 
@@ -207,6 +207,37 @@ async def test_discover_tables_views_keys_and_types(pg_config, pg, ctx) -> None:
     view = streams["active_customers"]
     assert view.kind == "view" and view.row_estimate is None
     assert [f.name for f in view.fields] == ["id", "name"]
+
+
+async def test_discover_of_many_tables_keeps_every_column_and_key(pg_config, pg, ctx) -> None:
+    # More relations than one catalog chunk (RELATIONS_PER_CHUNK), so columns arrive in several
+    # chunks; a dropped column in the last one shifts the numbers its foreign key refers to.
+    tables = 2 * RELATIONS_PER_CHUNK + 50
+    ddl = [
+        f"CREATE TABLE t{i:04d} (id bigint PRIMARY KEY, gone int, "
+        + (f"parent_id bigint REFERENCES t{i - 1:04d} (id), " if i else "parent_id bigint, ")
+        + f"label varchar({10 + i % 7}) NOT NULL, amount numeric(12,2));"
+        for i in range(tables)
+    ]
+    last = f"t{tables - 1:04d}"
+    await pg.execute("\n".join(ddl) + f"ALTER TABLE {last} DROP COLUMN gone;")
+    streams = {s.name: s for s in await connector.discover(pg_config, ctx)}
+
+    assert len(streams) == tables
+    for i in (0, RELATIONS_PER_CHUNK - 1, RELATIONS_PER_CHUNK, 2 * RELATIONS_PER_CHUNK + 7):
+        stream = streams[f"t{i:04d}"]
+        assert [f.name for f in stream.fields] == ["id", "gone", "parent_id", "label", "amount"]
+        assert [f.name for f in stream.fields if f.primary_key] == ["id"]
+        assert {f.name: f.native_type for f in stream.fields}["label"] == (
+            f"character varying({10 + i % 7})"
+        )
+        expected = [{"columns": ["parent_id"], "ref_table": f"t{i - 1:04d}", "ref_columns": ["id"]}]
+        assert stream.foreign_keys == (expected if i else [])
+    tail = streams[last]
+    assert [f.name for f in tail.fields] == ["id", "parent_id", "label", "amount"]
+    assert tail.foreign_keys == [
+        {"columns": ["parent_id"], "ref_table": f"t{tables - 2:04d}", "ref_columns": ["id"]}
+    ]
 
 
 async def test_discover_respects_the_schema_setting(pg_config, pg, ctx) -> None:
