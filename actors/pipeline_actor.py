@@ -1,10 +1,12 @@
 """One actor per pipeline: it owns that pipeline's executions.
 
 HTTP handlers, the scheduler and retries never touch execution state; they send the actor a
-message (Run, DryRun, Cancel, Retry, Rollback). The actor persists every transition (the
-execution row, its steps, its log lines and the audit event in one transaction), then
-publishes the event. Runs go through the engine executor in a child task, so the mailbox keeps
-flowing while a run is going: a Cancel reaches the run's CancelToken at once.
+message (Run, DryRun, Cancel, Retry, Rollback). The actor persists every transition of an
+execution (its row, its steps and the audit event in one transaction), then publishes the
+event. What a run reports while it goes (step updates, progress, log lines) is written behind
+it by a RunJournal, batched into few transactions, and all stored before the run's final
+transition. Runs go through the engine executor in a child task, so the mailbox keeps flowing
+while a run is going: a Cancel reaches the run's CancelToken at once.
 
 Concurrency is a per-pipeline policy (`pipelines.concurrency`, default 1): further runs wait
 as `queued` and start in order when a slot frees up.
@@ -194,6 +196,30 @@ def execution_data(execution: PipelineExecution) -> dict[str, Any]:
         "progress": execution.progress,
         "error": execution.error,
     }
+
+
+async def record_execution_event(
+    conn: Any,
+    execution: PipelineExecution,
+    events: ExecutionEvents,
+    event_type: str,
+    *,
+    topics: list[str] | None = None,
+    data: dict[str, Any] | None = None,
+    user_id: UUID | None = None,
+) -> list[BusEvent]:
+    """Store an event about `execution` in the caller's transaction (by default its state, on
+    its own and its pipeline's topics); the caller publishes it after the commit."""
+    return await events.record(
+        conn,
+        topics=topics or execution_topics(execution),
+        type=event_type,
+        entity_type="execution",
+        entity_id=str(execution.id),
+        data=execution_data(execution) if data is None else data,
+        user_id=user_id,
+        correlation_id=execution.correlation_id,
+    )
 
 
 async def load_graph(pipeline: Pipeline, version: int) -> ExecutionGraph:
@@ -422,7 +448,9 @@ class PipelineActor(Actor):
                 result={"work_key": _work_key(retry_of) if retry_of else None},
                 using_db=conn,
             )
-            events = await self._record(conn, execution, "execution.queued", message.user_id)
+            events = await record_execution_event(
+                conn, execution, self.deps.events, "execution.queued", user_id=message.user_id
+            )
         await self.deps.events.publish(events)
         self.queue.append(execution.id)
         await self._pump()
@@ -546,20 +574,6 @@ class PipelineActor(Actor):
         )
         return Deferred(work)
 
-    async def _record(
-        self, conn: Any, execution: PipelineExecution, type_: str, user_id: UUID | None
-    ) -> list[BusEvent]:
-        return await self.deps.events.record(
-            conn,
-            topics=execution_topics(execution),
-            type=type_,
-            entity_type="execution",
-            entity_id=str(execution.id),
-            data=execution_data(execution),
-            user_id=user_id,
-            correlation_id=execution.correlation_id,
-        )
-
 
 def _work_key(execution: PipelineExecution) -> str:
     return (execution.result or {}).get("work_key") or str(execution.id)
@@ -578,27 +592,40 @@ async def transition(
     step_changes: dict[str, Any] | None = None,
 ) -> None:
     """Persist `changes` (and the audit event) in one transaction, then publish."""
-    for name, value in changes.items():
-        setattr(execution, name, value)
     async with in_transaction() as conn:
-        await PipelineExecution.filter(id=execution.id).using_db(conn).update(**changes)
-        if step_changes:
-            await (
-                ExecutionStep.filter(execution_id=execution.id, status__in=("pending", "running"))
-                .using_db(conn)
-                .update(**step_changes)
-            )
-        recorded = await events.record(
+        recorded = await record_transition(
             conn,
-            topics=execution_topics(execution),
-            type=event_type,
-            entity_type="execution",
-            entity_id=str(execution.id),
-            data=execution_data(execution),
+            execution,
+            events,
+            event_type,
+            changes,
             user_id=user_id,
-            correlation_id=execution.correlation_id,
+            step_changes=step_changes,
         )
     await events.publish(recorded)
+
+
+async def record_transition(
+    conn: Any,
+    execution: PipelineExecution,
+    events: ExecutionEvents,
+    event_type: str,
+    changes: dict[str, Any],
+    *,
+    user_id: UUID | None = None,
+    step_changes: dict[str, Any] | None = None,
+) -> list[BusEvent]:
+    """`transition` inside the caller's transaction; the caller publishes after its commit."""
+    for name, value in changes.items():
+        setattr(execution, name, value)
+    await PipelineExecution.filter(id=execution.id).using_db(conn).update(**changes)
+    if step_changes:
+        await (
+            ExecutionStep.filter(execution_id=execution.id, status__in=("pending", "running"))
+            .using_db(conn)
+            .update(**step_changes)
+        )
+    return await record_execution_event(conn, execution, events, event_type, user_id=user_id)
 
 
 async def finish(
@@ -661,6 +688,156 @@ def prune_work_dirs(work_root: Path, max_age_seconds: float) -> int:
     return pruned
 
 
+# --- a run's step, progress and log records, written behind the run -------------------------
+
+
+@dataclass
+class _Progress:
+    data: dict[str, Any]  # the execution's event data when the progress was reported
+
+
+class RunJournal:
+    """Step updates, progress and log lines of one run, written behind it.
+
+    The executor's hooks only queue a record, so the run never waits for the database
+    between steps (with ~20 records a run, those waits were a fixed cost on every run). One
+    flush at a time writes everything queued so far in a single transaction — each step's
+    latest state, the latest progress, every log line and one stored event per record, in
+    the order they were reported — and then publishes those events. `close` returns once
+    everything is written. A failed flush fails the run at its next record or at `close`, as
+    a failing hook did."""
+
+    def __init__(
+        self,
+        execution: PipelineExecution,
+        events: ExecutionEvents,
+        publish_live: Callable[[BusEvent], Awaitable[None]],
+    ):
+        self.execution = execution
+        self.events = events
+        self.publish_live = publish_live
+        self._queue: list[StepUpdate | _Progress | ExecutionLog] = []
+        self._writer: asyncio.Task[None] | None = None
+
+    # The executor's hooks: coroutines by its contract, though none of them waits.
+
+    async def step(self, update: StepUpdate) -> None:
+        self._add(update)
+
+    async def progress(self, progress: float) -> None:
+        self.execution.progress = progress
+        self._add(_Progress(execution_data(self.execution)))
+
+    async def log(self, level: str, message: str, node_id: str | None) -> None:
+        row = ExecutionLog(
+            execution_id=self.execution.id,
+            ts=now(),  # when it happened, not when the flush got to it
+            level=level.upper(),
+            message=message,
+            node_id=node_id,
+        )
+        self._add(row)
+
+    async def close(self) -> None:
+        if self._writer is not None:
+            await self._writer  # raises what a flush raised
+
+    def _add(self, record: StepUpdate | _Progress | ExecutionLog) -> None:
+        if self._writer is not None and self._writer.done():
+            self._writer.result()  # a failed flush fails the run here
+            self._writer = None
+        self._queue.append(record)
+        if self._writer is None:
+            self._writer = asyncio.create_task(self._write_queued())
+
+    async def _write_queued(self) -> None:
+        while self._queue:
+            batch, self._queue = self._queue, []
+            await self._write(batch)
+
+    async def _write(self, batch: list[StepUpdate | _Progress | ExecutionLog]) -> None:
+        stored: list[BusEvent] = []
+        async with in_transaction() as conn:
+            for record in batch:
+                if isinstance(record, ExecutionLog):
+                    await record.save(using_db=conn)
+                else:
+                    stored += await self._record(conn, record)
+            await self._save_latest(conn, batch)
+        await self.events.publish(stored)
+        for record in batch:
+            if isinstance(record, ExecutionLog):
+                await self._publish_log(record)
+
+    async def _save_latest(
+        self, conn: Any, batch: list[StepUpdate | _Progress | ExecutionLog]
+    ) -> None:
+        """Step updates carry the step's whole state so far: the last one of each step is
+        all the row needs. Likewise the last progress for the execution."""
+        latest = {record.node_id: record for record in batch if isinstance(record, StepUpdate)}
+        for update in latest.values():
+            await (
+                ExecutionStep.filter(execution_id=self.execution.id, node_id=update.node_id)
+                .using_db(conn)
+                .update(**step_changes(update))
+            )
+        progress = [record for record in batch if isinstance(record, _Progress)]
+        if progress:
+            await (
+                PipelineExecution.filter(id=self.execution.id)
+                .using_db(conn)
+                .update(progress=progress[-1].data["progress"])
+            )
+
+    async def _record(self, conn: Any, record: StepUpdate | _Progress) -> list[BusEvent]:
+        if isinstance(record, _Progress):
+            return await record_execution_event(
+                conn, self.execution, self.events, "execution.progress", data=record.data
+            )
+        return await record_execution_event(
+            conn,
+            self.execution,
+            self.events,
+            STEP_EVENTS.get(record.status.value, "step.updated"),
+            topics=[f"execution:{self.execution.id}"],
+            data={"execution_id": str(self.execution.id), **step_event_data(record)},
+        )
+
+    async def _publish_log(self, row: ExecutionLog) -> None:
+        event = BusEvent(
+            topic=f"logs:{self.execution.id}",
+            seq=row.id,  # log ids only grow: a natural per-topic sequence
+            type="execution.log",
+            entity_type="execution",
+            entity_id=str(self.execution.id),
+            data=log_view(row),
+            correlation_id=self.execution.correlation_id,
+        )
+        try:
+            await self.publish_live(event)
+        except Exception as exc:  # the line is stored; readers page through the API
+            logger.warning("could not publish a log line: {}", exc)
+
+
+def step_changes(update: StepUpdate) -> dict[str, Any]:
+    """The execution_steps columns an update sets."""
+    changes: dict[str, Any] = {"status": update.status.value}
+    for name in ("rows_in", "rows_out", "started_at", "completed_at"):
+        value = getattr(update, name)
+        if value is not None:
+            changes[name] = value
+    if update.error:
+        changes["error"] = {"message": update.error}
+    return changes
+
+
+def step_event_data(update: StepUpdate) -> dict[str, Any]:
+    data = update.model_dump(mode="json", exclude_none=True)
+    if update.error:
+        data["error"] = {"message": update.error}
+    return data
+
+
 # --- one run ---------------------------------------------------------------------------------
 
 
@@ -672,26 +849,34 @@ class ExecutionRun:
         self.execution = execution
         self.cancel = cancel
         self.work_dir = deps.work_root / str(execution.pipeline_id) / _work_key(execution)
+        self.journal = RunJournal(execution, deps.events, deps.publish_live)
 
     async def run(self) -> None:
+        try:
+            outcome = await self._run()
+        finally:
+            await self.journal.close()  # what the run reported is stored before it ends
+        await finish(self.execution, self.deps.events, **outcome)
+
+    async def _run(self) -> dict[str, Any]:
+        """The run itself; returns how it ended (the arguments of `finish`)."""
         execution = self.execution
         pipeline = await Pipeline.get(id=execution.pipeline_id)
         try:
             graph = await load_graph(pipeline, execution.version)
         except InvalidPipeline as exc:
-            await finish(execution, self.deps.events, status="failed", error={"message": str(exc)})
-            return
+            return {"status": "failed", "error": {"message": str(exc)}}
         await self._start(graph)
         io = await connector_io(self.deps, pipeline.id, graph, pipeline.schema_policy)
-        io.log = partial(self._on_log, "warning")
+        io.log = partial(self.journal.log, "warning")
         resume_from = await self._resume_from()
         result = await execute(
             graph,
             reader=io,
             destinations=io,
-            on_step=self._on_step,
-            on_progress=self._on_progress,
-            on_log=self._on_log,
+            on_step=self.journal.step,
+            on_progress=self.journal.progress,
+            on_log=self.journal.log,
             cancel=self.cancel,
             work_dir=self.work_dir if self.deps.retry_cache else None,
             resume_from=resume_from,
@@ -707,12 +892,12 @@ class ExecutionRun:
             summary["datasets"] = await self._record_datasets(graph, pipeline, result.outputs)
             await self._save_cursors(pipeline.id, graph, io)
             await asyncio.to_thread(shutil.rmtree, self.work_dir, True)
-            await finish(execution, self.deps.events, status="succeeded", result=summary)
-            return
+            return {"status": "succeeded", "result": summary}
         error = {"message": result.error or result.status, "node_id": result.failed_node}
-        await finish(execution, self.deps.events, status=result.status, error=error, result=summary)
+        return {"status": result.status, "error": error, "result": summary}
 
     async def _start(self, graph: ExecutionGraph) -> None:
+        """The run's steps and its `running` state in one transaction."""
         async with in_transaction() as conn:
             await ExecutionStep.filter(execution_id=self.execution.id).using_db(conn).delete()
             await ExecutionStep.bulk_create(
@@ -727,13 +912,15 @@ class ExecutionRun:
                 ],
                 using_db=conn,
             )
-        await transition(
-            self.execution,
-            self.deps.events,
-            "execution.started",
-            {"status": "running", "started_at": now(), "progress": 0.0},
-        )
-        await self._on_log("info", f"run started (version {self.execution.version})", None)
+            recorded = await record_transition(
+                conn,
+                self.execution,
+                self.deps.events,
+                "execution.started",
+                {"status": "running", "started_at": now(), "progress": 0.0},
+            )
+        await self.deps.events.publish(recorded)
+        await self.journal.log("info", f"run started (version {self.execution.version})", None)
 
     async def _resume_from(self) -> set[str] | None:
         """Retry: re-run the nodes that did not succeed last time; the rest may be reused."""
@@ -741,61 +928,6 @@ class ExecutionRun:
             return None
         steps = await ExecutionStep.filter(execution_id=self.execution.retry_of_id)
         return {step.node_id for step in steps if step.status != "succeeded"}
-
-    async def _on_step(self, update: StepUpdate) -> None:
-        changes: dict[str, Any] = {"status": update.status.value}
-        for name in ("rows_in", "rows_out", "started_at", "completed_at"):
-            value = getattr(update, name)
-            if value is not None:
-                changes[name] = value
-        if update.error:
-            changes["error"] = {"message": update.error}
-        event_type = STEP_EVENTS.get(update.status.value, "step.updated")
-        data = {
-            "execution_id": str(self.execution.id),
-            **update.model_dump(mode="json", exclude_none=True),
-            **({"error": changes["error"]} if update.error else {}),
-        }
-        async with in_transaction() as conn:
-            await (
-                ExecutionStep.filter(execution_id=self.execution.id, node_id=update.node_id)
-                .using_db(conn)
-                .update(**changes)
-            )
-            recorded = await self.deps.events.record(
-                conn,
-                topics=[f"execution:{self.execution.id}"],
-                type=event_type,
-                entity_type="execution",
-                entity_id=str(self.execution.id),
-                data=data,
-                user_id=None,
-                correlation_id=self.execution.correlation_id,
-            )
-        await self.deps.events.publish(recorded)
-
-    async def _on_progress(self, progress: float) -> None:
-        await transition(
-            self.execution, self.deps.events, "execution.progress", {"progress": progress}
-        )
-
-    async def _on_log(self, level: str, message: str, node_id: str | None) -> None:
-        row = await ExecutionLog.create(
-            execution_id=self.execution.id, level=level.upper(), message=message, node_id=node_id
-        )
-        event = BusEvent(
-            topic=f"logs:{self.execution.id}",
-            seq=row.id,  # log ids only grow: a natural per-topic sequence
-            type="execution.log",
-            entity_type="execution",
-            entity_id=str(self.execution.id),
-            data=log_view(row),
-            correlation_id=self.execution.correlation_id,
-        )
-        try:
-            await self.deps.publish_live(event)
-        except Exception as exc:  # the line is stored; readers page through the API
-            logger.warning("could not publish a log line: {}", exc)
 
     async def _record_datasets(
         self, graph: ExecutionGraph, pipeline: Pipeline, outputs: dict[str, WriteResult]

@@ -51,6 +51,20 @@ class Socket:
                     return seen
 
 
+async def run_watched(server, client, editor, viewer, pipeline_id: str) -> tuple[str, list]:
+    """`editor` starts a run that `viewer` follows on the WebSocket until it ends: the run's
+    id and the events seen (the execution's own topic replayed from its start)."""
+    async with websockets.connect(
+        ws_url(server), subprotocols=["bearer", viewer.access_token]
+    ) as connection:
+        socket = Socket(connection)
+        await socket.subscribe(f"pipeline:{pipeline_id}")
+        execution_id = await start_run(client, editor, pipeline_id)
+        await socket.subscribe(f"execution:{execution_id}", since=0)
+        events = await socket.events_until({"execution.succeeded", "execution.failed"})
+    return execution_id, events
+
+
 def ws_url(server) -> str:
     return server.base_url.replace("http://", "ws://") + "/api/v1/ws"
 
@@ -70,6 +84,41 @@ async def preview(client, who, dataset_id: str) -> list[dict]:
     )
     assert response.status_code == 200, response.text
     return response.json()["rows"]
+
+
+async def test_every_step_transition_is_published_and_stored(server, client, editor, viewer):
+    """Step updates, progress and log lines are written behind a run, in batches: once it has
+    finished, every one of them was published, in order, and the API shows their final
+    state."""
+    write_sales_csv(server.data_dir / "journal_in", rows=10)
+    source = await create_connector(client, editor, "file", {"path": "journal_in"}, "journal")
+    definition = sales_canvas(source, "journal_sales")
+    pipeline = await create_pipeline(client, editor, definition, name="journal")
+    execution_id, events = await run_watched(server, client, editor, viewer, pipeline["id"])
+    own = [e for e in events if e["topic"] == f"execution:{execution_id}"]
+    # One sequence per topic, with no gap: no event went missing.
+    assert [e["seq"] for e in own] == list(range(1, len(own) + 1))
+    assert own[-1]["event"] == "execution.succeeded", own[-1]["data"]
+    nodes = ["src", "big", "tax", "ds"]
+    for node_id in nodes:
+        step_events = [e["event"] for e in own if e["data"].get("node_id") == node_id]
+        assert step_events == ["step.started", "step.completed"], (node_id, step_events)
+    progress = [e["data"]["progress"] for e in own if e["event"] == "execution.progress"]
+    assert len(progress) == len(nodes) and progress == sorted(progress) and progress[-1] == 1
+
+    execution = await wait_for_status(client, viewer, execution_id)
+    assert execution["progress"] == 1
+    steps = {step["node_id"]: step for step in execution["steps"]}
+    assert all(
+        step["status"] == "succeeded" and step["started_at"] <= step["completed_at"]
+        for step in steps.values()
+    )
+    assert steps["src"]["rows_out"] == 10
+    assert (steps["big"]["rows_in"], steps["big"]["rows_out"]) == (10, 8)
+    response = await client.get(f"/api/v1/executions/{execution_id}/logs", headers=viewer.headers)
+    messages = [line["message"] for line in response.json()["items"]]
+    assert messages[0].startswith("run started")
+    assert {message.split(":")[0] for message in messages[1:]} == set(nodes)
 
 
 async def test_build_validate_dry_run_run_watch_read_roll_back(server, client, editor, viewer):
@@ -121,14 +170,7 @@ async def test_build_validate_dry_run_run_watch_read_roll_back(server, client, e
     assert not (server.data_dir / "e2e_out" / "report.csv").exists()
 
     # Run, following it live on the WebSocket like the frontend does.
-    async with websockets.connect(
-        ws_url(server), subprotocols=["bearer", viewer.access_token]
-    ) as connection:
-        socket = Socket(connection)
-        await socket.subscribe(f"pipeline:{pipeline['id']}")
-        execution_id = await start_run(client, editor, pipeline["id"])
-        await socket.subscribe(f"execution:{execution_id}", since=0)
-        events = await socket.events_until({"execution.succeeded", "execution.failed"})
+    execution_id, events = await run_watched(server, client, editor, viewer, pipeline["id"])
     types = [e["event"] for e in events if e["topic"] == f"execution:{execution_id}"]
     assert types[0] == "execution.queued"
     assert "execution.started" in types
