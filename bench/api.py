@@ -29,11 +29,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from loadgen import wrk, wrk_version
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
-WRK = shutil.which("wrk") or "/usr/bin/wrk"
-LUA_SCRIPT = ROOT / "bench" / "wrk.lua"
 LIST_PATH = "/api/v1/pipelines"
 ENCODED_PATH = f"{LIST_PATH}/encoded"  # bare only: the response's bytes, pre-encoded
 SERVER_CPU = "0"
@@ -163,23 +162,11 @@ def seed(server: Server, pipelines: int) -> tuple[str, bytes]:
         return token, listing.content
 
 
-def wrk(url: str, connections: int, seconds: int, env: dict[str, str]) -> dict[str, Any]:
-    argv = [
-        "taskset", "-c", LOAD_CPU, WRK, "-t1", f"-c{connections}", f"-d{seconds}s",
-        "--timeout", "10s", "-s", str(LUA_SCRIPT), url,
-    ]  # fmt: skip
-    result = subprocess.run(argv, env={**os.environ, **env}, capture_output=True, text=True)
-    for line in result.stdout.splitlines():
-        if line.startswith("BENCH_JSON "):
-            return json.loads(line.removeprefix("BENCH_JSON "))
-    raise RuntimeError(f"wrk printed no summary:\n{result.stdout}\n{result.stderr}")
-
-
 def measure(
     url: str, connections: int, args: argparse.Namespace, env: dict[str, str]
 ) -> dict[str, Any]:
-    wrk(url, connections, args.warmup, env)
-    run = wrk(url, connections, args.duration, env)
+    wrk(url, connections, args.warmup, env, cpu=LOAD_CPU)
+    run = wrk(url, connections, args.duration, env, cpu=LOAD_CPU)
     return {
         "requests_per_s": round(run["requests_per_s"], 1),
         "p50_ms": run["latency_ms"]["p50"],
@@ -215,7 +202,6 @@ def machine() -> dict[str, Any]:
         ),
         platform.processor(),
     )
-    wrk_version = subprocess.run([WRK, "-v"], capture_output=True, text=True).stdout.split()[1]
     return {
         "cpu_model": cpu,
         "cores": os.cpu_count(),
@@ -225,7 +211,7 @@ def machine() -> dict[str, Any]:
         "tortoise_orm": tortoise.__version__,
         # Tortoise parses SQLite timestamps with ciso8601 when present; Sanic uses uvloop.
         "accelerators": {name: installed(name) for name in ("ciso8601", "uvloop", "orjson")},
-        "wrk": wrk_version,
+        "wrk": wrk_version(),
     }
 
 

@@ -9,9 +9,10 @@ against what a user would otherwise write by hand, in the same run. Prints one J
 For every contender: seconds, rows/s and peak RSS of the process doing the work (the server
 for our runs, a fresh subprocess for each peer), sampled every 20 ms. Our seconds run from the
 POST that starts a run to the moment the client hears it finished: the execution's terminal
-event on the WebSocket, the way the frontend follows a run. After the timed runs, 10 clients
-poll `GET /executions/{id}` as fast as they can during one more run: p50/p99 of those answers
-show whether the run starves the event loop. Results are compared with the peers' results.
+event on the WebSocket, the way the frontend follows a run. After the timed runs, wrk polls
+`GET /executions/{id}` over 10 connections, as fast as it is answered, for 4 s with no run
+going and then for 4 s while runs go back to back: p50/p99 of those answers show whether a
+run starves the event loop. Results are compared with the peers' results.
 
 With `--repeat N` (CSV case) ours and the peers take turns N times and the median run of each
 is reported, with every run's seconds beside it.
@@ -44,11 +45,13 @@ import httpx
 import polars as pl
 import psutil
 import websockets
+from loadgen import wrk
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
 ADMIN = {"email": "bench@example.com", "password": "bench-password-123"}
 PROBE_CONCURRENCY = 10
+PROBE_SECONDS = 4
 FILTER = "amount > 100"
 TERMINAL = ("succeeded", "failed", "cancelled", "crashed")
 TERMINAL_EVENTS = tuple(f"execution.{status}" for status in TERMINAL)
@@ -223,7 +226,7 @@ class Api:
     async def run_and_measure(self, name: str, pipeline_id: str, rows: int) -> dict:
         """One timed run, then the status API under load during another."""
         ours = await self.timed_run(name, pipeline_id, rows)
-        return {**ours, **await self.status_api_during_a_run(pipeline_id, ours["execution_id"])}
+        return {**ours, **await self.status_api_during_runs(pipeline_id, ours["execution_id"])}
 
     async def timed_run(self, name: str, pipeline_id: str, rows: int) -> dict:
         """A run alone: throughput and the server's memory."""
@@ -242,20 +245,22 @@ class Api:
             execution_id=execution_id,
         )
 
-    async def status_api_during_a_run(self, pipeline_id: str, finished_id: str) -> dict:
-        """The status API (of a finished execution) with no run going, then with 10 clients
-        polling it as fast as they can while a run goes."""
-        idle = await self.poll_latencies(f"/api/v1/executions/{finished_id}", seconds=3)
-        latencies: list[float] = []
-        loaded_started = time.perf_counter()
-        await self._run(pipeline_id, latencies=latencies)
-        loaded = time.perf_counter() - loaded_started
+    async def status_api_during_runs(self, pipeline_id: str, finished_id: str) -> dict:
+        """The status API polled by wrk (10 connections, as fast as they answer) for a few
+        seconds with no run going, then as long again while runs of the pipeline go back to
+        back, so that every request meets a run in progress."""
+        url = f"{self.server.base_url}/api/v1/executions/{finished_id}"
+        env = {"BENCH_TOKEN": self.headers["Authorization"].removeprefix("Bearer ")}
+        idle = await asyncio.to_thread(wrk, url, PROBE_CONCURRENCY, PROBE_SECONDS, env)
+        probes = asyncio.create_task(
+            asyncio.to_thread(wrk, url, PROBE_CONCURRENCY, PROBE_SECONDS, env)
+        )
+        runs: list[float] = []
+        while not probes.done():
+            runs.append((await self._run_watched(pipeline_id))[0])
         return {
-            "status_api_during_a_run": {
-                **percentiles(latencies),
-                "run_seconds_under_probes": round(loaded, 3),
-            },
-            "status_api_idle": idle,
+            "status_api_during_runs": {**latency_figures(await probes), "runs": len(runs)},
+            "status_api_idle": latency_figures(idle),
         }
 
     async def _run_watched(self, pipeline_id: str) -> tuple[float, str]:
@@ -279,48 +284,14 @@ class Api:
                 ):
                     return time.perf_counter() - started, execution_id
 
-    async def poll_latencies(self, url: str, seconds: float) -> dict[str, Any]:
-        """The same polling with no run going: what the API costs on this machine anyway."""
-        latencies: list[float] = []
-        deadline = time.perf_counter() + seconds
 
-        async def probe() -> None:
-            while time.perf_counter() < deadline:
-                sent = time.perf_counter()
-                await self.client.get(url, headers=self.headers)
-                latencies.append(time.perf_counter() - sent)
-
-        await asyncio.gather(*(probe() for _ in range(PROBE_CONCURRENCY)))
-        return percentiles(latencies)
-
-    async def _run(self, pipeline_id: str, latencies: list[float]) -> dict:
-        execution_id = (await self.post(f"/api/v1/pipelines/{pipeline_id}/run"))["execution_id"]
-        url = f"/api/v1/executions/{execution_id}"
-        final: dict[str, Any] = {}
-        done = asyncio.Event()
-
-        async def probe() -> None:
-            while not done.is_set():
-                sent = time.perf_counter()
-                body = (await self.client.get(url, headers=self.headers)).json()
-                latencies.append(time.perf_counter() - sent)
-                if body["status"] in TERMINAL:
-                    final.update(body)
-                    done.set()
-
-        await asyncio.gather(*(probe() for _ in range(PROBE_CONCURRENCY)))
-        if final["status"] != "succeeded":
-            raise RuntimeError(f"run failed: {final.get('error')}")
-        return final
-
-
-def percentiles(latencies: list[float]) -> dict[str, Any]:
-    ordered = sorted(latencies)
+def latency_figures(run: dict[str, Any]) -> dict[str, Any]:
     return {
-        "requests": len(ordered),
+        "requests": run["requests"],
         "concurrency": PROBE_CONCURRENCY,
-        "p50_ms": round(ordered[len(ordered) // 2] * 1000, 2),
-        "p99_ms": round(ordered[max(0, int(len(ordered) * 0.99) - 1)] * 1000, 2),
+        "p50_ms": run["latency_ms"]["p50"],
+        "p99_ms": run["latency_ms"]["p99"],
+        "non_2xx_or_errors": sum(run["errors"].values()),
     }
 
 
@@ -447,11 +418,12 @@ async def csv_case(api: Api, data_dir: Path, rows: int, repeat: int) -> dict:
             run_peer("pandas", rows, PANDAS_PEER.format(csv=str(csv), out=str(pandas_out)))
         )
     ours, polars_peer, pandas_peer = (median_run(runs[key]) for key in runs)
-    ours.update(await api.status_api_during_a_run(pipeline_id, ours["execution_id"]))
+    ours.update(await api.status_api_during_runs(pipeline_id, ours["execution_id"]))
     expected = (pl.read_parquet(polars_out), pl.read_parquet(pandas_out))
-    # Every version our runs wrote, the timed ones and the one under probes.
+    # Every version our runs wrote, the timed ones and those under the status probes.
     versions = sorted((data_dir / "datasets" / "bench_agg").glob("v*"))
-    identical = len(versions) == repeat + 1 and all(
+    probed_runs = ours["status_api_during_runs"]["runs"]
+    identical = len(versions) == repeat + probed_runs and all(
         same_aggregate(pl.read_parquet(version / "*.parquet"), *expected) for version in versions
     )
     return {
