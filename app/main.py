@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 from itertools import count
 from pathlib import Path
@@ -38,6 +39,7 @@ from app.templates.routes import bp as templates_bp
 from app.templates.service import seed_builtin_templates
 from app.transformations.routes import bp as transformations_bp
 from app.users.routes import bp as users_bp
+from engine.pipeline.priority import start_data_plane
 from storage.db import close_db, init_db
 
 GC_YOUNG_THRESHOLD = 20_000
@@ -124,6 +126,7 @@ def _register_lifecycle(app: Sanic, settings: Settings) -> None:
         await init_db(settings.database_url)
         app.ctx.services = await build_services(settings)
         await seed_builtin_templates()
+        await asyncio.to_thread(start_data_plane)
         logger.info(
             "ready: database={} mode={}",
             settings.database_url.split("://")[0],

@@ -48,6 +48,7 @@ from engine.pipeline.catalog import get_node_type
 from engine.pipeline.expressions import error_summary
 from engine.pipeline.graph import ExecutionGraph, GraphNode
 from engine.pipeline.io import DestinationOpener, SourceReader, inline_frame
+from engine.pipeline.priority import lower_data_plane_priority
 from engine.pipeline.transforms import TRANSFORMS, transform_name
 
 DEFAULT_BATCH_SIZE = 50_000
@@ -896,4 +897,8 @@ async def execute(
         resume_from=resume_from,
         batch_size=batch_size,
     )
-    return await executor.run()
+    lower_data_plane_priority()
+    try:
+        return await executor.run()
+    finally:
+        lower_data_plane_priority()  # threads Polars started during the plan
