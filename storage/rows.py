@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
+from functools import cache
 from typing import Any
 
 import orjson
@@ -68,6 +69,7 @@ _BY_FIELD_TYPE: tuple[tuple[type[fields.Field], Converter], ...] = (
 )
 
 
+@cache  # per (model, column): resolved once, not on every list request
 def converter(model: type[Model], name: str) -> Converter | None:
     """How a column's stored value becomes its JSON-ready value; None: as stored."""
     field = model._meta.fields_map.get(name)
