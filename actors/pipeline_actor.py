@@ -28,7 +28,6 @@ from uuid import UUID
 import polars as pl
 from loguru import logger
 from pydantic import BaseModel
-from tortoise.transactions import in_transaction
 
 from actors.bus.base import BusEvent
 from actors.runtime import Actor, ActorError, Deferred
@@ -51,6 +50,7 @@ from engine.pipeline.dry_run import json_safe
 from engine.pipeline.expressions import error_summary
 from engine.pipeline.schema_bridge import schema_to_fields
 from engine.schema import Field, apply_contract
+from storage.db import transaction
 from storage.models import (
     Connector,
     Dataset,
@@ -434,7 +434,7 @@ class PipelineActor(Actor):
         pipeline = await self._pipeline()
         version = retry_of.version if retry_of else pipeline.version
         await load_graph(pipeline, version)  # refuse a canvas that does not compile
-        async with in_transaction() as conn:
+        async with transaction() as conn:
             execution = await PipelineExecution.create(
                 pipeline_id=pipeline.id,
                 version=version,
@@ -592,7 +592,7 @@ async def transition(
     step_changes: dict[str, Any] | None = None,
 ) -> None:
     """Persist `changes` (and the audit event) in one transaction, then publish."""
-    async with in_transaction() as conn:
+    async with transaction() as conn:
         recorded = await record_transition(
             conn,
             execution,
@@ -757,7 +757,7 @@ class RunJournal:
 
     async def _write(self, batch: list[StepUpdate | _Progress | ExecutionLog]) -> None:
         stored: list[BusEvent] = []
-        async with in_transaction() as conn:
+        async with transaction() as conn:
             for record in batch:
                 if isinstance(record, ExecutionLog):
                     await record.save(using_db=conn)
@@ -898,7 +898,7 @@ class ExecutionRun:
 
     async def _start(self, graph: ExecutionGraph) -> None:
         """The run's steps and its `running` state in one transaction."""
-        async with in_transaction() as conn:
+        async with transaction() as conn:
             await ExecutionStep.filter(execution_id=self.execution.id).using_db(conn).delete()
             await ExecutionStep.bulk_create(
                 [

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from itertools import cycle
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from tortoise import Tortoise
+from tortoise.backends.base.client import TransactionalDBClient, TransactionContext
+from tortoise.connection import get_connection
 from tortoise.migrations.api import migrate as run_migrations
+from tortoise.models import Model
+from tortoise.transactions import in_transaction
 
 MODELS_MODULE = "storage.models"
 MIGRATIONS_MODULE = "migrations"
@@ -15,21 +20,56 @@ MIGRATIONS_MODULE = "migrations"
 # the database stays consistent after a crash; only a power loss or OS crash can lose the
 # last commits. A pragma given in DATABASE_URL (e.g. ?synchronous=FULL) wins.
 SQLITE_PRAGMAS = {"synchronous": "NORMAL"}
+WRITER = "default"
+# Read-only SQLite connections beside the writer. Tortoise gives a SQLite database one
+# connection and holds its lock for a whole transaction, so without them every API read waits
+# behind the bookkeeping transactions of running pipelines and behind every other read. WAL
+# lets readers run beside the writer, each on its own thread; two match the 2-core target.
+SQLITE_READERS = ("reader0", "reader1")
 
 
-def tortoise_config(database_url: str) -> dict[str, Any]:
+def tortoise_config(database_url: str, *, readers: bool = True) -> dict[str, Any]:
+    """PostgreSQL: one pooled connection. A SQLite file: the writer plus `SQLITE_READERS`
+    (unless `readers` is false, as for migrations), reads routed by `SqliteReadRouter`."""
+    url = _normalise_url(database_url)
+    connections = {WRITER: url}
+    if readers and _is_sqlite_file(url):
+        connections |= {name: _read_only(url) for name in SQLITE_READERS}
     return {
-        "connections": {"default": _normalise_url(database_url)},
+        "connections": connections,
         "apps": {
             "models": {
                 "models": [MODELS_MODULE],
-                "default_connection": "default",
+                "default_connection": WRITER,
                 "migrations": MIGRATIONS_MODULE,
             }
         },
+        "routers": [SqliteReadRouter] if len(connections) > 1 else [],
         "use_tz": True,
         "timezone": "UTC",
     }
+
+
+class SqliteReadRouter:
+    """Sends a read to a reader connection unless it runs inside a transaction, where it must
+    see the transaction's own writes. A reader sees everything committed before the read
+    starts (each statement is its own read transaction), so read-after-write holds too."""
+
+    def __init__(self) -> None:
+        self._readers = cycle(SQLITE_READERS)
+
+    def db_for_read(self, model: type[Model]) -> str | None:
+        if isinstance(get_connection(WRITER), TransactionalDBClient):
+            return None
+        return next(self._readers)
+
+    def db_for_write(self, model: type[Model]) -> str | None:
+        return None
+
+
+def transaction() -> TransactionContext:
+    """`in_transaction()` on the writer (with readers configured, Tortoise needs the name)."""
+    return in_transaction(WRITER)
 
 
 def _normalise_url(url: str) -> str:
@@ -50,6 +90,15 @@ def _with_sqlite_pragmas(url: str, given: dict[str, list[str]]) -> str:
     return url + ("&" if "?" in url else "?") + "&".join(missing)
 
 
+def _is_sqlite_file(url: str) -> bool:
+    return url.startswith("sqlite://") and ":memory:" not in url
+
+
+def _read_only(url: str) -> str:
+    # WAL first: a reader may connect before the writer has switched a new file to WAL.
+    return url + ("&" if "?" in url else "?") + "journal_mode=WAL&query_only=ON"
+
+
 def dialect(database_url: str) -> str:
     return "sqlite" if database_url.startswith("sqlite") else "postgres"
 
@@ -63,7 +112,7 @@ async def init_db(database_url: str) -> None:
 async def migrate_db(database_url: str) -> None:
     """Apply every pending migration (idempotent), then release the connections it opened."""
     try:
-        await run_migrations(config=tortoise_config(database_url))
+        await run_migrations(config=tortoise_config(database_url, readers=False))
     finally:
         await Tortoise.close_connections()
 

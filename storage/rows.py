@@ -88,7 +88,8 @@ async def fetch_dicts(queryset: QuerySet[Any], *names: str) -> list[dict[str, An
     query._choose_db_if_not_chosen()
     query._make_query()  # selects `names`, in order, for this query's database
     statement, params = query.query.get_parameterized_sql()
-    _, records = await queryset.model._meta.db.execute_query(statement, params)
+    # query._db: the connection the router chose (a SQLite reader outside transactions).
+    _, records = await query._db.execute_query(statement, params)
     rows = [dict(zip(names, record, strict=True)) for record in records]
     for name in names:
         convert = converter(queryset.model, name)

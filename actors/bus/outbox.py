@@ -22,10 +22,10 @@ from uuid import UUID, uuid4
 
 from loguru import logger
 from tortoise.backends.base.client import BaseDBAsyncClient
-from tortoise.transactions import in_transaction
 
 from actors.bus.base import BusEvent, EventBus
 from actors.events import entity_topic, event_data
+from storage import db
 from storage.models import Event
 from storage.sequences import next_seq
 
@@ -37,8 +37,8 @@ _pending: dict[int, list[BusEvent]] = {}
 
 @asynccontextmanager
 async def transaction() -> AsyncIterator[BaseDBAsyncClient]:
-    """`in_transaction()` that publishes the events recorded in it once it has committed."""
-    async with in_transaction() as conn:
+    """A database transaction that publishes the events recorded in it once it has committed."""
+    async with db.transaction() as conn:
         key = id(conn)
         _pending[key] = []
         try:

@@ -1,4 +1,9 @@
-"""JWTs: HS256 pinned; iss, aud, exp and typ checked on every decode."""
+"""JWTs: HS256 pinned; iss, aud, exp and typ checked on every decode.
+
+Access tokens are sent with every request, so one that passed every check is remembered (by
+its exact text) until it expires: a repeat costs a dict lookup and an expiry check instead of
+an HMAC and claim validation. Sessions are still checked on every request (PrincipalCache).
+"""
 
 from __future__ import annotations
 
@@ -33,8 +38,13 @@ class RefreshClaims:
     jti: str
 
 
+# Verified access tokens kept per process; the cache starts over when full.
+VERIFIED_TOKENS_MAX = 10_000
+
+
 class TokenCodec:
     def __init__(self, settings: Settings):
+        self._verified: dict[str, tuple[int, AccessClaims]] = {}  # token → (exp, claims)
         self._key = settings.SECRET_KEY
         self._issuer = settings.JWT_ISSUER
         self._audience = settings.JWT_AUDIENCE
@@ -81,11 +91,21 @@ class TokenCodec:
         )
 
     def decode_access(self, token: str) -> AccessClaims:
+        verified = self._verified.get(token)
+        if verified is not None:
+            expires, claims = verified
+            if time.time() < expires:
+                return claims
+            del self._verified[token]
         payload = self._decode(token, "access")
         try:
-            return AccessClaims(UUID(payload["sub"]), UUID(payload["sid"]), payload["role"])
+            claims = AccessClaims(UUID(payload["sub"]), UUID(payload["sid"]), payload["role"])
         except (KeyError, ValueError):
             raise InvalidToken("malformed claims") from None
+        if len(self._verified) >= VERIFIED_TOKENS_MAX:
+            self._verified.clear()
+        self._verified[token] = (payload["exp"], claims)
+        return claims
 
     def decode_refresh(self, token: str) -> RefreshClaims:
         payload = self._decode(token, "refresh")

@@ -38,10 +38,13 @@ from app.executions.schemas import LEVEL_ORDER, ExecutionOut, LogQuery, StepOut
 from app.logging import correlation_id
 from engine.pipeline import Issue
 from storage.models import ExecutionLog, ExecutionStep, PipelineExecution
+from storage.rows import fetch_dicts
 
 ASK_TIMEOUT_SECONDS = 30.0
 WORK_DIR_MAX_AGE_SECONDS = 7 * 86400  # how long a failed run can be retried from its cache
 DRY_RUN_TIMEOUT_SECONDS = 120.0
+EXECUTION_FIELDS = tuple(name for name in ExecutionOut.model_fields if name != "steps")
+STEP_FIELDS = tuple(StepOut.model_fields)
 
 
 def issues_as_errors(issues: list[Issue]) -> list[dict[str, Any]]:
@@ -156,15 +159,16 @@ async def get_execution(execution_id: UUID) -> PipelineExecution:
 
 
 async def execution_view(execution_id: UUID) -> dict[str, Any]:
-    execution, steps = await asyncio.gather(
-        get_execution(execution_id),
-        ExecutionStep.filter(execution_id=execution_id)
-        .order_by("position")
-        .values(*StepOut.model_fields),
+    """The status a client polls while a run goes: two reads, side by side."""
+    executions, steps = await asyncio.gather(
+        fetch_dicts(PipelineExecution.filter(id=execution_id).limit(1), *EXECUTION_FIELDS),
+        fetch_dicts(
+            ExecutionStep.filter(execution_id=execution_id).order_by("position"), *STEP_FIELDS
+        ),
     )
-    view = {name: getattr(execution, name) for name in ExecutionOut.model_fields if name != "steps"}
-    view["steps"] = steps
-    return view
+    if not executions:
+        raise NotFound(f"No execution with id {execution_id}.")
+    return {**executions[0], "steps": steps}
 
 
 async def logs_page(execution_id: UUID, query: LogQuery) -> dict[str, Any]:

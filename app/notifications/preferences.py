@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from tortoise.transactions import in_transaction
-
 from app.notifications.catalog import CHANNELS, KINDS
+from storage.db import transaction
 from storage.models import NotificationPreference
 
 
@@ -31,7 +30,7 @@ async def channels_for(user_id: UUID, event_type: str) -> set[str]:
 
 
 async def store(user_id: UUID, changes: dict[tuple[str, str], bool]) -> None:
-    async with in_transaction() as conn:
+    async with transaction() as conn:
         for (event_type, channel), enabled in changes.items():
             updated = (
                 await NotificationPreference.filter(

@@ -10,7 +10,6 @@ from uuid import UUID
 
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
-from tortoise.transactions import in_transaction
 
 from app.auth.principal import Principal
 from app.connectors.service import config_errors
@@ -20,6 +19,7 @@ from app.pipelines import service as pipelines
 from app.pipelines.schemas import PipelineCreate
 from app.templates.builtin import BUILTIN_TEMPLATES
 from app.templates.schemas import SaveAsTemplateRequest, TemplateCreate, TemplateUpdate
+from storage.db import transaction
 from storage.locks import exclusive
 from storage.models import Pipeline, PipelineTemplate
 
@@ -167,7 +167,7 @@ async def save_as_template(
 async def seed_builtin_templates() -> int:
     """Add the built-in templates that are missing (by name); safe to run on every start."""
     added = 0
-    async with in_transaction() as conn:
+    async with transaction() as conn:
         await exclusive(conn, "pipeline-templates:builtin")
         existing = set(
             await PipelineTemplate.filter(builtin=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import httpx
@@ -170,3 +171,15 @@ async def test_refresh_token_cannot_be_used_as_access_token(client, admin):
         "/api/v1/auth/me", headers={"Authorization": f"Bearer {admin.refresh_token}"}
     )
     assert response.status_code == 401
+
+
+async def test_a_token_accepted_before_is_refused_once_it_expires(client, admin):
+    # The server remembers verified access tokens; that must never outlive their expiry.
+    claims = jwt.decode(admin.access_token, options={"verify_signature": False})
+    expires = int(time.time()) + 2
+    token = _forge({**claims, "exp": expires})
+    headers = {"Authorization": f"Bearer {token}"}
+    for _ in range(3):
+        assert (await client.get("/api/v1/auth/me", headers=headers)).status_code == 200
+    await asyncio.sleep(max(0.0, expires - time.time()) + 0.1)
+    assert (await client.get("/api/v1/auth/me", headers=headers)).status_code == 401
