@@ -1,28 +1,38 @@
-"""Rows as plain dicts, straight from the driver: the read path of list pages.
+"""Rows as plain dicts, straight from the driver: the read path of list pages and of the
+execution status.
 
-Awaiting `QuerySet.values()` runs Tortoise's generic `to_python_value` on every cell; for a
-page of 100 rows that conversion (UUID objects, a regex-parsed and re-zoned datetime per
-timestamp) costs more than the query. Here a row is zipped with its column names and only the
-columns whose stored form is not already what the API serialises are converted: timestamps
-(SQLite keeps ISO text), JSON text and SQLite's 0/1 booleans. UUIDs stay text. The dicts are
-ready for orjson and give the same JSON as the model would; a column type not listed keeps
-Tortoise's own conversion.
+Awaiting `QuerySet.values()` renders the statement with pypika and runs Tortoise's generic
+`to_python_value` on every cell; for a page of 100 rows both cost more than the query. Here:
+
+- a statement is rendered by Tortoise once per shape (`Select.shape`) and then reused with each
+  call's own parameters;
+- a list page and its total come from one statement (`select_page`);
+- only columns whose stored form is not already what the API serialises are converted, a whole
+  column at a time: timestamps (SQLite keeps ISO text), JSON text, SQLite's 0/1 booleans; UUIDs
+  stay text. The dicts are ready for orjson and give the same JSON as the model would; a column
+  type not listed keeps Tortoise's own conversion.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import dataclasses
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import cache
+from functools import cache, reduce
+from operator import or_
 from typing import Any
 
 import orjson
 from tortoise import fields
+from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.expressions import Q
+from tortoise.filters import escape_like
 from tortoise.models import Model
 from tortoise.queryset import QuerySet
 
-Converter = Callable[[Any], Any]
-UTC_SUFFIX = "+00:00"
+ColumnConverter = Callable[[Sequence[Any]], Sequence[Any]]
 
 
 def _uuid_text(value: Any) -> Any:
@@ -31,17 +41,28 @@ def _uuid_text(value: Any) -> Any:
 
 
 def _timestamp(value: Any) -> Any:
-    """An aware UTC datetime, or for SQLite's `isoformat(" ")` text in UTC the ISO text
-    orjson would print for it (`2026-01-02T03:04:05.123456Z`) without building a datetime."""
-    if isinstance(value, str):
-        if value.endswith(UTC_SUFFIX) and value[10:11] == " ":
-            return f"{value[:10]}T{value[11:-6]}Z"
-        value = datetime.fromisoformat(value)
+    """An aware UTC datetime (orjson prints it as `...Z`) from SQLite's ISO text or a driver's
+    datetime."""
     if value is None:
         return None
-    if value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value.astimezone(UTC)
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _timestamps(column: Sequence[Any]) -> Sequence[Any]:
+    # SQLite's text of aware UTC values ("...+00:00"), no NULLs: parsed in C, to datetimes in
+    # UTC, the whole column at once. A NULL or a driver's datetime takes the general path.
+    try:
+        return list(map(datetime.fromisoformat, column))
+    except TypeError:
+        return [_timestamp(value) for value in column]
+
+
+def _uuid_texts(column: Sequence[Any]) -> Sequence[Any]:
+    # One driver per column: SQLite gives the canonical text, asyncpg UUID objects.
+    sample = next((value for value in column if value is not None), None)
+    return column if sample is None or isinstance(sample, str) else [_uuid_text(v) for v in column]
 
 
 def _json(value: Any) -> Any:
@@ -61,39 +82,177 @@ _AS_STORED = (
     fields.SmallIntField,
     fields.FloatField,
 )
-_BY_FIELD_TYPE: tuple[tuple[type[fields.Field], Converter], ...] = (
-    (fields.UUIDField, _uuid_text),
-    (fields.DatetimeField, _timestamp),
-    (fields.JSONField, _json),
-    (fields.BooleanField, _boolean),
+_BY_FIELD_TYPE: tuple[tuple[type[fields.Field], ColumnConverter], ...] = (
+    (fields.UUIDField, _uuid_texts),
+    (fields.DatetimeField, _timestamps),
+    (fields.JSONField, lambda column: [_json(value) for value in column]),
+    (fields.BooleanField, lambda column: [_boolean(value) for value in column]),
 )
 
 
 @cache  # per (model, column): resolved once, not on every list request
-def converter(model: type[Model], name: str) -> Converter | None:
-    """How a column's stored value becomes its JSON-ready value; None: as stored."""
+def converter(model: type[Model], name: str) -> ColumnConverter | None:
+    """How a column's stored values become JSON-ready values; None: as stored."""
     field = model._meta.fields_map.get(name)
     if field is None or isinstance(field, _AS_STORED):  # None: an annotation
         return None
     for field_type, convert in _BY_FIELD_TYPE:
         if isinstance(field, field_type):
             return convert
-    return field.to_python_value
+    return lambda column: [field.to_python_value(value) for value in column]
 
 
-async def fetch_dicts(queryset: QuerySet[Any], *names: str) -> list[dict[str, Any]]:
-    """`await queryset.values(*names)`, with values ready for orjson (UUIDs as text)."""
-    query = queryset.values(*names)
-    # What `query.sql()` does, without rendering the statement twice (it costs ~50 us).
-    query._choose_db_if_not_chosen()
-    query._make_query()  # selects `names`, in order, for this query's database
-    statement, params = query.query.get_parameterized_sql()
-    # query._db: the connection the router chose (a SQLite reader outside transactions).
-    _, records = await query._db.execute_query(statement, params)
-    rows = [dict(zip(names, record, strict=True)) for record in records]
-    for name in names:
-        convert = converter(queryset.model, name)
-        if convert is not None:
-            for row in rows:
-                row[name] = convert(row[name])
-    return rows
+@cache
+def _converters(
+    model: type[Model], names: tuple[str, ...]
+) -> tuple[tuple[int, ColumnConverter], ...]:
+    converters = ((index, converter(model, name)) for index, name in enumerate(names))
+    return tuple((index, convert) for index, convert in converters if convert is not None)
+
+
+@dataclass(frozen=True)
+class Select:
+    """A read of `names` from `model`: equality filters (`name`, or `name__isnull` with a
+    bool), an optional case-insensitive search of `q` across `search` (any may match),
+    ordering (`-name` descending), limit and offset. Everything the list pages and the
+    execution status need, and nothing that would make the statement's text depend on values.
+    """
+
+    model: type[Model]
+    names: tuple[str, ...]
+    where: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    search: tuple[str, ...] = ()
+    q: str | None = None
+    order: tuple[str, ...] = ()
+    limit: int | None = None
+    offset: int = 0
+
+    def shape(self, dialect: str, count: bool) -> tuple[Any, ...]:
+        """What decides the statement's text: the same shape, the same SQL."""
+        where = tuple(
+            (name, value) if name.endswith("__isnull") else name
+            for name, value in self.where.items()
+        )
+        search = self.search if self.q else ()
+        paging = () if count else (self.names, self.order, self.limit is not None, self.offset > 0)
+        return (dialect, count, self.model, where, search, paging)
+
+    def params(self, count: bool) -> list[Any]:
+        """The statement's parameters, in the order Tortoise renders them."""
+        fields_map = self.model._meta.fields_map
+        params = [
+            fields_map[name].to_db_value(value, self.model)
+            for name, value in self.where.items()
+            if not name.endswith("__isnull")
+        ]
+        if self.q:
+            params += [f"%{escape_like(self.q)}%"] * len(self.search)
+        if not count and self.limit is not None:
+            params.append(self.limit)
+            if self.offset:
+                params.append(self.offset)
+        return params
+
+    def queryset(self) -> QuerySet[Any]:
+        queryset = self.model.all()
+        for name, value in self.where.items():  # one by one: rendered in this order
+            queryset = queryset.filter(**{name: value})
+        if self.q and self.search:
+            queryset = queryset.filter(
+                reduce(or_, (Q(**{f"{name}__icontains": self.q}) for name in self.search))
+            )
+        if self.order:
+            queryset = queryset.order_by(*self.order)
+        if self.limit is not None:
+            queryset = queryset.limit(self.limit)
+        if self.offset:
+            queryset = queryset.offset(self.offset)
+        return queryset
+
+
+# Rendered statements by shape. Tortoise renders a statement in ~100-200 us, more than SQLite
+# takes to run it; shapes come from code paths and sort options, so there are few of them.
+_statements: dict[tuple[Any, ...], str] = {}
+MAX_CACHED_STATEMENTS = 1_000
+
+
+def _statement(select: Select, db: BaseDBAsyncClient, count: bool) -> tuple[str, list[Any]]:
+    shape = select.shape(db.capabilities.dialect, count)
+    params = select.params(count)
+    cached = _statements.get(shape)
+    if cached is not None:
+        return cached, params
+    queryset = select.queryset()
+    query = queryset.count() if count else queryset.values(*select.names)
+    query._db = db
+    query._make_query()  # selects `names`, in order, for this database
+    statement, rendered = query.query.get_parameterized_sql()
+    # Cached only when the parameters computed here are exactly those Tortoise rendered, so
+    # a later call of the same shape can run the text with its own values.
+    if rendered == params:
+        if len(_statements) >= MAX_CACHED_STATEMENTS:
+            _statements.clear()
+        _statements[shape] = statement
+    return statement, rendered
+
+
+def _with_total(rows_statement: str, count_statement: str, count_params: int) -> str:
+    """The rows statement with the count as an extra last column: `SELECT a, b, (SELECT
+    COUNT(*) ...) FROM ...`. The subquery's parameters come first in the text, so they go first;
+    numbered placeholders (PostgreSQL's $n) of the rows statement move up by their number."""
+    renumbered = _PLACEHOLDER.sub(lambda m: f"${int(m[1]) + count_params}", rows_statement)
+    return renumbered.replace(" FROM ", f",({count_statement}) FROM ", 1)
+
+
+_PLACEHOLDER = re.compile(r"\$(\d+)")
+_with_total_cache: dict[tuple[str, str], str] = {}
+
+
+def _rows(select: Select, records: list[Any]) -> list[dict[str, Any]]:
+    """Records as dicts. Columns are converted whole (see `converter`), then zipped with their
+    names; strict=False: a page's records carry the total as an extra last column."""
+    names = select.names
+    converters = _converters(select.model, names)
+    if converters and records:
+        columns = list(zip(*records, strict=True))
+        for index, convert in converters:
+            columns[index] = convert(columns[index])
+        records = list(zip(*columns, strict=True))
+    return [dict(zip(names, record, strict=False)) for record in records]
+
+
+async def select_rows(select: Select) -> list[dict[str, Any]]:
+    """The rows as dicts with values ready for orjson (UUIDs as text), like `.values()`."""
+    # The router's choice: a SQLite reader outside transactions, the transaction inside one.
+    db = select.model._choose_db()
+    statement, params = _statement(select, db, count=False)
+    _, records = await db.execute_query(statement, params)
+    return _rows(select, records)
+
+
+async def select_page(select: Select) -> tuple[list[dict[str, Any]], int]:
+    """The rows and how many rows match in all (ignoring order, limit and offset), in one
+    statement: one round trip to the database instead of two."""
+    db = select.model._choose_db()
+    rows_statement, rows_params = _statement(select, db, count=False)
+    count_statement, count_params = _statement(select, db, count=True)
+    key = (rows_statement, count_statement)
+    statement = _with_total_cache.get(key)
+    if statement is None:
+        statement = _with_total(rows_statement, count_statement, len(count_params))
+        if len(_with_total_cache) >= MAX_CACHED_STATEMENTS:
+            _with_total_cache.clear()
+        _with_total_cache[key] = statement
+    _, records = await db.execute_query(statement, count_params + rows_params)
+    if records:
+        return _rows(select, records), records[0][-1]
+    # A page past the end has no row to carry the total.
+    return [], 0 if select.offset == 0 else await count_rows(select)
+
+
+async def count_rows(select: Select) -> int:
+    """How many rows `select` matches, ignoring its order, limit and offset."""
+    db = select.model._choose_db()
+    statement, params = _statement(select, db, count=True)
+    _, records = await db.execute_query(statement, params)
+    return records[0][0]

@@ -20,7 +20,7 @@ from app.connectors.schemas import ConnectorOut
 from app.connectors.service import ConnectorService
 from app.core.docs import doc
 from app.core.http import json_response, no_content, page, parse_body, parse_query, parse_uuid
-from app.core.listing import ListSpec, fetch_page
+from app.core.listing import ListSpec, fetch_page, given
 from storage.models import ConfigurationTemplate, Role
 
 bp = Blueprint("configurations", url_prefix="/api/v1/configurations")
@@ -56,10 +56,9 @@ async def validate_configuration(request: Request):
 )
 async def list_templates(request: Request):
     query = parse_query(request, TemplateListQuery)
-    queryset = (
-        ConfigurationTemplate.filter(type=query.type) if query.type else ConfigurationTemplate.all()
+    rows, total = await fetch_page(
+        ConfigurationTemplate, LIST_SPEC, query, service.PUBLIC_FIELDS, given(type=query.type)
     )
-    rows, total = await fetch_page(queryset, LIST_SPEC, query, *service.PUBLIC_FIELDS)
     return json_response(page(map(service.public_view, rows), total, query.limit, query.offset))
 
 

@@ -21,7 +21,7 @@ from app.connectors.testing import (
 )
 from app.core.docs import doc
 from app.core.http import json_response, no_content, page, parse_body, parse_query, parse_uuid
-from app.core.listing import ListSpec, fetch_page
+from app.core.listing import ListSpec, fetch_page, given
 from storage.models import Connector, Role
 
 bp = Blueprint("connectors", url_prefix="/api/v1/connectors")
@@ -60,8 +60,9 @@ async def get_type(request: Request, type_name: str):
 @doc(tag="connectors", summary="List connectors", query=ConnectorListQuery, errors=(422,))
 async def list_connectors(request: Request):
     query = parse_query(request, ConnectorListQuery)
-    queryset = Connector.filter(type=query.type) if query.type else Connector.all()
-    rows, total = await fetch_page(queryset, LIST_SPEC, query, *PUBLIC_FIELDS)
+    rows, total = await fetch_page(
+        Connector, LIST_SPEC, query, PUBLIC_FIELDS, given(type=query.type)
+    )
     return json_response(
         page(map(ConnectorService.public_view, rows), total, query.limit, query.offset)
     )

@@ -1,15 +1,15 @@
-"""List endpoints: limit/offset/sort/q parsed once, applied to any Tortoise queryset."""
+"""List endpoints: limit/offset/sort/q parsed once, applied to any model's rows."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
-from tortoise.expressions import Q
-from tortoise.queryset import QuerySet
+from tortoise.models import Model
 
 from app.core.errors import Unprocessable
-from storage.rows import fetch_dicts
+from storage.rows import Select, select_page
 
 MAX_PAGE_SIZE = 500
 
@@ -47,27 +47,29 @@ class ListSpec:
             fields.append(("-" if part.strip().startswith("-") else "") + name)
         return [*fields, "-id"] if fields and "id" not in self.sortable else fields
 
-    def search(self, q: str | None) -> Q | None:
-        if not q:
-            return None
-        query = Q()
-        for field in self.searchable:
-            query |= Q(**{f"{field}__icontains": q})
-        return query
+
+def given(**values: Any) -> dict[str, Any]:
+    """The optional equality filters a client gave (None or "": not filtered on)."""
+    return {name: value for name, value in values.items() if value is not None and value != ""}
 
 
 async def fetch_page(
-    queryset: QuerySet[Any], spec: ListSpec, query: ListQuery, *fields: str
+    model: type[Model],
+    spec: ListSpec,
+    query: ListQuery,
+    names: tuple[str, ...],
+    where: Mapping[str, Any] | None = None,
 ) -> tuple[list[dict[str, Any]], int]:
-    """Rows as JSON-ready dicts (lists are the hot path) and the filtered total."""
-    condition = spec.search(query.q)
-    if condition is not None:
-        queryset = queryset.filter(condition)
-    rows = await fetch_dicts(
-        queryset.order_by(*spec.order_by(query.sort)).offset(query.offset).limit(query.limit),
-        *fields,
+    """A page of `model`'s rows matching `where` (equality, or `name__isnull`), as JSON-ready
+    dicts (lists are the hot path), and the filtered total."""
+    select = Select(
+        model,
+        names,
+        where=where or {},
+        search=spec.searchable,
+        q=query.q,
+        order=tuple(spec.order_by(query.sort)),
+        limit=query.limit,
+        offset=query.offset,
     )
-    if len(rows) < query.limit and (rows or query.offset == 0):
-        # The page holds the end of the list, so it tells the total: skip the COUNT query.
-        return rows, query.offset + len(rows)
-    return rows, await queryset.count()
+    return await select_page(select)

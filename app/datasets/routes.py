@@ -7,7 +7,7 @@ from sanic import Blueprint, Request
 from app.auth.access import requires
 from app.core.docs import doc
 from app.core.http import json_response, page, parse_query, parse_uuid
-from app.core.listing import ListSpec, fetch_page
+from app.core.listing import ListSpec, fetch_page, given
 from app.datasets import service
 from app.datasets.schemas import (
     DatasetListQuery,
@@ -36,10 +36,8 @@ def _store(request: Request) -> DatasetStore:
 @doc(tag="datasets", summary="List managed datasets", query=DatasetListQuery, errors=(422,))
 async def list_datasets(request: Request):
     query = parse_query(request, DatasetListQuery)
-    queryset = Dataset.all()
-    if query.pipeline_id:
-        queryset = queryset.filter(pipeline_id=query.pipeline_id)
-    rows, total = await fetch_page(queryset, LIST_SPEC, query, *SUMMARY_FIELDS)
+    where = given(pipeline_id=query.pipeline_id)
+    rows, total = await fetch_page(Dataset, LIST_SPEC, query, SUMMARY_FIELDS, where)
     return json_response(page(rows, total, query.limit, query.offset))
 
 

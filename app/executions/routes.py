@@ -7,7 +7,7 @@ from sanic import Blueprint, Request
 from app.auth.access import current_principal, requires
 from app.core.docs import doc
 from app.core.http import json_response, page, parse_body, parse_query, parse_uuid
-from app.core.listing import ListSpec, fetch_page
+from app.core.listing import ListSpec, fetch_page, given
 from app.executions.schemas import (
     ActionResult,
     ExecutionListQuery,
@@ -71,10 +71,8 @@ async def run_pipeline(request: Request, pipeline_id: str):
 async def list_executions(request: Request, pipeline_id: str):
     pipeline = await get_pipeline(parse_uuid(pipeline_id, "pipeline"))
     query = parse_query(request, ExecutionListQuery)
-    queryset = PipelineExecution.filter(pipeline_id=pipeline.id)
-    if query.status:
-        queryset = queryset.filter(status=query.status.value)
-    rows, total = await fetch_page(queryset, LIST_SPEC, query, *SUMMARY_FIELDS)
+    where = given(pipeline_id=pipeline.id, status=query.status.value if query.status else None)
+    rows, total = await fetch_page(PipelineExecution, LIST_SPEC, query, SUMMARY_FIELDS, where)
     return json_response(page(rows, total, query.limit, query.offset))
 
 

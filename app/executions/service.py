@@ -38,7 +38,7 @@ from app.executions.schemas import LEVEL_ORDER, ExecutionOut, LogQuery, StepOut
 from app.logging import correlation_id
 from engine.pipeline import Issue
 from storage.models import ExecutionLog, ExecutionStep, PipelineExecution
-from storage.rows import fetch_dicts
+from storage.rows import Select, select_rows
 
 ASK_TIMEOUT_SECONDS = 30.0
 WORK_DIR_MAX_AGE_SECONDS = 7 * 86400  # how long a failed run can be retried from its cache
@@ -161,9 +161,9 @@ async def get_execution(execution_id: UUID) -> PipelineExecution:
 async def execution_view(execution_id: UUID) -> dict[str, Any]:
     """The status a client polls while a run goes: two reads, side by side."""
     executions, steps = await asyncio.gather(
-        fetch_dicts(PipelineExecution.filter(id=execution_id).limit(1), *EXECUTION_FIELDS),
-        fetch_dicts(
-            ExecutionStep.filter(execution_id=execution_id).order_by("position"), *STEP_FIELDS
+        select_rows(Select(PipelineExecution, EXECUTION_FIELDS, {"id": execution_id}, limit=1)),
+        select_rows(
+            Select(ExecutionStep, STEP_FIELDS, {"execution_id": execution_id}, order=("position",))
         ),
     )
     if not executions:

@@ -12,7 +12,7 @@ from actors.jobs.base import JobNotFound
 from actors.jobs.registry import spec_for
 from app.auth.principal import Principal
 from app.core.errors import Conflict, Forbidden, NotFound, Unprocessable, pydantic_errors
-from app.core.listing import ListSpec, fetch_page
+from app.core.listing import ListSpec, fetch_page, given
 from app.jobs.schemas import JobCreate, JobListQuery
 from storage.models import Job, Role
 
@@ -53,12 +53,12 @@ async def get_visible(jobs: JobQueue, principal: Principal, job_id: UUID) -> Job
 
 
 async def list_visible(principal: Principal, query: JobListQuery) -> tuple[list[dict], int]:
-    queryset = Job.all() if principal.is_admin else Job.filter(created_by_id=principal.id)
-    if query.status:
-        queryset = queryset.filter(status=query.status.value)
-    if query.kind:
-        queryset = queryset.filter(kind=query.kind)
-    rows, total = await fetch_page(queryset, LIST_SPEC, query, *LIST_FIELDS)
+    where = given(
+        created_by_id=None if principal.is_admin else principal.id,
+        status=query.status.value if query.status else None,
+        kind=query.kind,
+    )
+    rows, total = await fetch_page(Job, LIST_SPEC, query, LIST_FIELDS, where)
     for row in rows:
         row["created_by"] = row.pop("created_by_id")
     return rows, total

@@ -38,7 +38,7 @@ def _mapping_id(value: str):
 @doc(tag="mappings", summary="List mappings", query=MappingListQuery, errors=(422,))
 async def list_mappings(request: Request):
     query = parse_query(request, MappingListQuery)
-    rows, total = await fetch_page(Mapping.all(), LIST_SPEC, query, *service.PUBLIC_FIELDS)
+    rows, total = await fetch_page(Mapping, LIST_SPEC, query, service.PUBLIC_FIELDS)
     return json_response(page(map(service.public_view, rows), total, query.limit, query.offset))
 
 

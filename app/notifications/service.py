@@ -14,7 +14,7 @@ from actors.bus.base import BusEvent, EventBus, Subscription
 from actors.events import entity_topic
 from actors.jobs import JobQueue
 from app.core.errors import Conflict, NotFound
-from app.core.listing import ListSpec, fetch_page
+from app.core.listing import ListSpec, fetch_page, given
 from app.notifications import preferences
 from app.notifications.catalog import CHANNELS, KINDS
 from app.notifications.jobs import DISPATCH, dispatch_job_id
@@ -75,12 +75,8 @@ async def unread_count(user_id: UUID) -> int:
 
 
 async def list_for(user_id: UUID, query: NotificationListQuery) -> dict[str, Any]:
-    notifications = Notification.filter(user_id=user_id)
-    if query.unread is not None:
-        notifications = notifications.filter(read_at__isnull=query.unread)
-    if query.type:
-        notifications = notifications.filter(type=query.type)
-    rows, total = await fetch_page(notifications, LIST_SPEC, query, *FIELDS)
+    where = given(user_id=user_id, read_at__isnull=query.unread, type=query.type)
+    rows, total = await fetch_page(Notification, LIST_SPEC, query, FIELDS, where)
     return {
         "items": [_out(row) for row in rows],
         "total": total,

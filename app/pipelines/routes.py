@@ -6,7 +6,7 @@ from app.auth.access import current_principal, requires
 from app.core.docs import doc
 from app.core.errors import BadRequest
 from app.core.http import json_response, no_content, page, parse_body, parse_query, parse_uuid
-from app.core.listing import ListQuery, ListSpec, fetch_page
+from app.core.listing import ListQuery, ListSpec, fetch_page, given
 from app.pipelines import service
 from app.pipelines.schemas import (
     PipelineCreate,
@@ -54,8 +54,8 @@ def _expected_version(request: Request) -> int | None:
 )
 async def list_pipelines(request: Request):
     query = parse_query(request, PipelineListQuery)
-    queryset = Pipeline.filter(status=query.status.value) if query.status else Pipeline.all()
-    rows, total = await fetch_page(queryset, LIST_SPEC, query, *SUMMARY_FIELDS)
+    where = given(status=query.status.value if query.status else None)
+    rows, total = await fetch_page(Pipeline, LIST_SPEC, query, SUMMARY_FIELDS, where)
     return json_response(page(rows, total, query.limit, query.offset))
 
 
@@ -116,10 +116,11 @@ async def list_versions(request: Request, pipeline_id: str):
     if "sort" not in request.args:
         query.sort = "-version"
     rows, total = await fetch_page(
-        PipelineVersion.filter(pipeline_id=pipeline.id),
+        PipelineVersion,
         VERSION_LIST_SPEC,
         query,
-        *VERSION_SUMMARY_FIELDS,
+        VERSION_SUMMARY_FIELDS,
+        {"pipeline_id": pipeline.id},
     )
     return json_response(page(rows, total, query.limit, query.offset))
 

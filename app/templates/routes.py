@@ -7,7 +7,7 @@ from sanic import Blueprint, Request
 from app.auth.access import current_principal, requires
 from app.core.docs import doc
 from app.core.http import json_response, no_content, page, parse_body, parse_query, parse_uuid
-from app.core.listing import ListSpec, fetch_page
+from app.core.listing import ListSpec, fetch_page, given
 from app.pipelines.schemas import PipelineOut
 from app.templates import service
 from app.templates.schemas import (
@@ -36,10 +36,8 @@ def _out(template: PipelineTemplate) -> dict:
 @doc(tag="templates", summary="List pipeline templates", query=TemplateListQuery, errors=(422,))
 async def list_templates(request: Request):
     query = parse_query(request, TemplateListQuery)
-    queryset = PipelineTemplate.all()
-    if query.builtin is not None:
-        queryset = queryset.filter(builtin=query.builtin)
-    rows, total = await fetch_page(queryset, LIST_SPEC, query, *SUMMARY_FIELDS)
+    where = given(builtin=query.builtin)
+    rows, total = await fetch_page(PipelineTemplate, LIST_SPEC, query, SUMMARY_FIELDS, where)
     return json_response(page(rows, total, query.limit, query.offset))
 
 

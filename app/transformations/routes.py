@@ -5,7 +5,7 @@ from sanic import Blueprint, Request
 from app.auth.access import current_principal, requires
 from app.core.docs import doc
 from app.core.http import json_response, no_content, page, parse_body, parse_query, parse_uuid
-from app.core.listing import ListSpec, fetch_page
+from app.core.listing import ListSpec, fetch_page, given
 from app.transformations import service
 from app.transformations.schemas import (
     TransformationCreate,
@@ -35,12 +35,8 @@ def _out(row: Transformation) -> dict:
 )
 async def list_transformations(request: Request):
     query = parse_query(request, TransformationListQuery)
-    queryset = (
-        Transformation.filter(node_type=query.node_type)
-        if query.node_type
-        else Transformation.all()
-    )
-    rows, total = await fetch_page(queryset, LIST_SPEC, query, *FIELDS)
+    where = given(node_type=query.node_type)
+    rows, total = await fetch_page(Transformation, LIST_SPEC, query, FIELDS, where)
     return json_response(page(rows, total, query.limit, query.offset))
 
 

@@ -6,7 +6,7 @@ from app.auth.access import current_principal, requires
 from app.auth.schemas import UserOut
 from app.core.docs import doc
 from app.core.http import json_response, no_content, page, parse_body, parse_query, parse_uuid
-from app.core.listing import ListSpec, fetch_page
+from app.core.listing import ListSpec, fetch_page, given
 from app.users import service
 from app.users.schemas import UserCreate, UserListQuery, UserUpdate
 from storage.models import Role, User
@@ -28,8 +28,8 @@ def _out(user: User) -> dict:
 @doc(tag="users", summary="List users", query=UserListQuery, errors=(422,))
 async def list_users(request: Request):
     query = parse_query(request, UserListQuery)
-    filters = {k: getattr(query, k) for k in ("role", "is_active") if getattr(query, k) is not None}
-    rows, total = await fetch_page(User.filter(**filters), LIST_SPEC, query, *USER_FIELDS)
+    where = given(role=query.role, is_active=query.is_active)
+    rows, total = await fetch_page(User, LIST_SPEC, query, USER_FIELDS, where)
     return json_response(page(rows, total, query.limit, query.offset))
 
 
