@@ -5,16 +5,18 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
 import httpx
+import jwt
 import pytest
 import pytest_asyncio
 import redis.asyncio as aioredis
 
-from tests.servers import MODE, PG_ADMIN_URL, REDIS_URL, ServerProcess
+from tests.servers import MODE, PG_ADMIN_URL, REDIS_URL, TEST_SECRET_KEY, ServerProcess
 
 logging.getLogger("httpcore").setLevel(logging.WARNING)
 logging.getLogger("httpx").setLevel(logging.WARNING)
@@ -91,6 +93,20 @@ class Account:
     @property
     def headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.access_token}"}
+
+
+def forge_token(claims: dict, key: str = TEST_SECRET_KEY, algorithm: str = "HS256") -> str:
+    """An access token signed like the test servers' own, with `claims` over the defaults."""
+    now = int(time.time())
+    base = {
+        "iss": "data-aggregator",
+        "aud": "data-aggregator-api",
+        "iat": now,
+        "nbf": now,
+        "exp": now + 600,
+        "typ": "access",
+    }
+    return jwt.encode({**base, **claims}, key, algorithm=algorithm)
 
 
 def unique_email(prefix: str = "user") -> str:

@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 from sanic import Request, Sanic
 
 from app.auth.principal import Principal
-from app.auth.tokens import InvalidToken
+from app.auth.tokens import AccessClaims, InvalidToken
 from app.core.errors import Forbidden, Unauthorized
 from storage.models import Role
 
@@ -65,6 +65,12 @@ def bearer_token(request: Request) -> str | None:
 
 
 async def principal_from_token(app: Sanic, token: str | None) -> Principal:
+    principal, _ = await authenticate(app, token)
+    return principal
+
+
+async def authenticate(app: Sanic, token: str | None) -> tuple[Principal, AccessClaims]:
+    """Who the token speaks for, and its claims (when it expires); 401 otherwise."""
     if not token:
         raise Unauthorized("Missing bearer token.", headers={"WWW-Authenticate": "Bearer"})
     services = app.ctx.services
@@ -79,7 +85,7 @@ async def principal_from_token(app: Sanic, token: str | None) -> Principal:
         raise Unauthorized(
             "The session has ended; log in again.", headers={"WWW-Authenticate": "Bearer"}
         )
-    return principal
+    return principal, claims
 
 
 async def enforce_access(request: Request) -> None:

@@ -29,6 +29,7 @@ class AccessClaims:
     user_id: UUID
     session_id: UUID
     role: str
+    expires_at: int  # unix seconds
 
 
 @dataclass(frozen=True)
@@ -44,7 +45,7 @@ VERIFIED_TOKENS_MAX = 10_000
 
 class TokenCodec:
     def __init__(self, settings: Settings):
-        self._verified: dict[str, tuple[int, AccessClaims]] = {}  # token → (exp, claims)
+        self._verified: dict[str, AccessClaims] = {}
         self._key = settings.SECRET_KEY
         self._issuer = settings.JWT_ISSUER
         self._audience = settings.JWT_AUDIENCE
@@ -91,20 +92,21 @@ class TokenCodec:
         )
 
     def decode_access(self, token: str) -> AccessClaims:
-        verified = self._verified.get(token)
-        if verified is not None:
-            expires, claims = verified
-            if time.time() < expires:
+        claims = self._verified.get(token)
+        if claims is not None:
+            if time.time() < claims.expires_at:
                 return claims
             del self._verified[token]
         payload = self._decode(token, "access")
         try:
-            claims = AccessClaims(UUID(payload["sub"]), UUID(payload["sid"]), payload["role"])
+            claims = AccessClaims(
+                UUID(payload["sub"]), UUID(payload["sid"]), payload["role"], int(payload["exp"])
+            )
         except (KeyError, ValueError):
             raise InvalidToken("malformed claims") from None
         if len(self._verified) >= VERIFIED_TOKENS_MAX:
             self._verified.clear()
-        self._verified[token] = (payload["exp"], claims)
+        self._verified[token] = claims
         return claims
 
     def decode_refresh(self, token: str) -> RefreshClaims:

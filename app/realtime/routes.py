@@ -2,6 +2,8 @@
 
 - Token: `Sec-WebSocket-Protocol: bearer, <access token>` (the server answers `bearer`) or
   `?token=` (redacted from the access log). Missing or invalid: accepted, then closed 4401.
+  The socket is closed with 4401 when that token expires, or when its session is revoked; the
+  client reconnects with a fresh token (and `since`, to miss nothing).
 - Origin: a browser's Origin must be in ALLOWED_ORIGINS or be this server itself, else the
   upgrade is refused with 403. Clients that send no Origin (CLIs, services) are allowed: they
   carry a token anyway, and Origin only protects browsers from cross-site use of cookies or
@@ -13,8 +15,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
+import time
 from urllib.parse import urlsplit
 
 from sanic import Blueprint, Request
@@ -22,7 +26,7 @@ from sanic.server.protocols import websocket_protocol
 from sanic.server.websockets.impl import WebsocketImplProtocol
 from websockets.server import ServerProtocol
 
-from app.auth.access import authenticates_itself, principal_from_token
+from app.auth.access import authenticate, authenticates_itself
 from app.core.errors import Forbidden, Problem
 from app.realtime.connection import CLOSE_UNAUTHORIZED, Connection
 
@@ -66,7 +70,7 @@ def _token(request: Request) -> str | None:
 async def websocket(request: Request, ws: WebsocketImplProtocol) -> None:
     services = request.app.ctx.services
     try:
-        principal = await principal_from_token(request.app, _token(request))
+        principal, claims = await authenticate(request.app, _token(request))
     except Problem as problem:
         await ws.close(CLOSE_UNAUTHORIZED, problem.detail[:120])
         return
@@ -79,6 +83,14 @@ async def websocket(request: Request, ws: WebsocketImplProtocol) -> None:
         burst=settings.WS_RATE_BURST,
         remote_addr=request.client_ip or "",
     )
+    # The socket lives as long as the token it was opened with: then the client reconnects
+    # with a fresh one, so an expired token never keeps delivering events.
+    expiry = asyncio.get_running_loop().call_later(
+        max(0.0, claims.expires_at - time.time()),
+        conn.close,
+        CLOSE_UNAUTHORIZED,
+        "access token expired",
+    )
     hub = services.hub
     hub.attach(conn)
     try:
@@ -88,6 +100,7 @@ async def websocket(request: Request, ws: WebsocketImplProtocol) -> None:
                 break
             await hub.handle(conn, raw)
     finally:
+        expiry.cancel()
         hub.detach(conn)
 
 

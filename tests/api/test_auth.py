@@ -9,8 +9,7 @@ import httpx
 import jwt
 import pytest
 
-from tests.conftest import PASSWORD, login, unique_email
-from tests.servers import TEST_SECRET_KEY
+from tests.conftest import PASSWORD, forge_token, login, unique_email
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -126,19 +125,6 @@ async def test_logout_revokes_access_and_refresh_tokens(client, make_user):
     assert (await client.get("/api/v1/auth/me", headers=other_session.headers)).status_code == 200
 
 
-def _forge(claims: dict, key: str = TEST_SECRET_KEY, algorithm: str = "HS256") -> str:
-    now = int(time.time())
-    base = {
-        "iss": "data-aggregator",
-        "aud": "data-aggregator-api",
-        "iat": now,
-        "nbf": now,
-        "exp": now + 600,
-        "typ": "access",
-    }
-    return jwt.encode({**base, **claims}, key, algorithm=algorithm)
-
-
 @pytest.mark.parametrize(
     "change",
     [
@@ -151,7 +137,7 @@ def _forge(claims: dict, key: str = TEST_SECRET_KEY, algorithm: str = "HS256") -
 )
 async def test_tokens_with_bad_claims_are_refused(client, admin, change):
     claims = jwt.decode(admin.access_token, options={"verify_signature": False})
-    token = _forge({**claims, **change})
+    token = forge_token({**claims, **change})
     response = await client.get("/api/v1/auth/me", headers={"Authorization": f"Bearer {token}"})
     assert response.status_code == 401
 
@@ -159,7 +145,7 @@ async def test_tokens_with_bad_claims_are_refused(client, admin, change):
 async def test_tokens_signed_otherwise_are_refused(client, admin):
     claims = jwt.decode(admin.access_token, options={"verify_signature": False})
     unsigned = jwt.encode(claims, None, algorithm="none")
-    wrong_key = _forge(claims, key="x" * 40)
+    wrong_key = forge_token(claims, key="x" * 40)
     for token in (unsigned, wrong_key, "not-a-jwt"):
         response = await client.get("/api/v1/auth/me", headers={"Authorization": f"Bearer {token}"})
         assert response.status_code == 401
@@ -177,7 +163,7 @@ async def test_a_token_accepted_before_is_refused_once_it_expires(client, admin)
     # The server remembers verified access tokens; that must never outlive their expiry.
     claims = jwt.decode(admin.access_token, options={"verify_signature": False})
     expires = int(time.time()) + 2
-    token = _forge({**claims, "exp": expires})
+    token = forge_token({**claims, "exp": expires})
     headers = {"Authorization": f"Bearer {token}"}
     for _ in range(3):
         assert (await client.get("/api/v1/auth/me", headers=headers)).status_code == 200

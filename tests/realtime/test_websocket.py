@@ -8,11 +8,12 @@ import uuid
 from datetime import UTC, datetime
 
 import httpx
+import jwt
 import pytest
 import websockets
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from tests.conftest import PASSWORD, login
+from tests.conftest import PASSWORD, forge_token, login
 from tests.realtime.conftest import (
     create_pipeline,
     db_execute,
@@ -306,3 +307,13 @@ async def test_a_gap_in_live_events_is_filled_from_storage(server, client, edito
         await patch_pipeline(client, editor.headers, pipeline_id, 2)
         seqs = [(await next_message(ws, is_event(topic), within=2))["seq"] for _ in range(2)]
     assert seqs == [3, 4]
+
+
+async def test_a_socket_is_closed_when_its_token_expires(server, viewer):
+    claims = jwt.decode(viewer.access_token, options={"verify_signature": False})
+    expires = int(time.time()) + 2
+    async with open_socket(server, forge_token({**claims, "exp": expires})) as ws:
+        await send(ws, {"type": "ping"})
+        assert (await next_message(ws))["type"] == "pong"
+        assert await closed_code(ws, within=expires - time.time() + 3) == 4401
+    assert time.time() >= expires
