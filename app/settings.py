@@ -67,9 +67,11 @@ class Settings(BaseSettings):
     # process that runs them (they are not lost).
     JOB_WORKER_ENABLED: bool = True
     EVENT_RETENTION_DAYS: int = Field(90, ge=1, le=3650)  # maintenance.purge_events default
-    # How often the maintenance jobs (purge_events, purge_jobs) run.
+    # How often the maintenance jobs (purge_events, purge_jobs, purge_notifications) run.
     MAINTENANCE_INTERVAL_SECONDS: int = Field(86400, ge=1, le=30 * 86400)
     JOB_RETENTION_DAYS: int = Field(30, ge=1, le=3650)  # maintenance.purge_jobs default
+    # maintenance.purge_notifications default
+    NOTIFICATION_RETENTION_DAYS: int = Field(90, ge=1, le=3650)
     # Email notifications: SMTP_URL like smtp://user:pass@host:587?starttls=1 or
     # smtps://host:465; unset → the email channel is off.
     SMTP_TIMEOUT_SECONDS: float = Field(30.0, gt=0, le=300)

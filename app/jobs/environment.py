@@ -31,7 +31,14 @@ def job_policy(settings: Settings) -> RunnerPolicy:
 def job_schedules(settings: Settings) -> list[Schedule]:
     """Periodic jobs, started by whichever process runs jobs (one job per period)."""
     every = timedelta(seconds=settings.MAINTENANCE_INTERVAL_SECONDS)
-    return [Schedule("maintenance.purge_events", every), Schedule("maintenance.purge_jobs", every)]
+    return [
+        Schedule(kind, every)
+        for kind in (
+            "maintenance.purge_events",
+            "maintenance.purge_jobs",
+            "maintenance.purge_notifications",
+        )
+    ]
 
 
 def job_resources(settings: Settings) -> dict[str, object]:

@@ -11,26 +11,24 @@ from tortoise.queryset import QuerySet
 
 from actors.jobs import JobContext, JobStatus, job
 from app.auth.schemas import StrictModel
-from storage.models import Event, Job
+from storage.models import Event, Job, Notification
 
 PURGE_BATCH = 1000
 FINISHED = (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED)
 
 
-class PurgeEventsPayload(StrictModel):
+class PurgePayload(StrictModel):
     older_than_days: int | None = Field(
-        None, ge=1, le=3650, description="default: the EVENT_RETENTION_DAYS setting"
+        None,
+        ge=1,
+        le=3650,
+        description="default: the kind's retention setting (EVENT_RETENTION_DAYS, "
+        "JOB_RETENTION_DAYS or NOTIFICATION_RETENTION_DAYS)",
     )
 
 
-class PurgeJobsPayload(StrictModel):
-    older_than_days: int | None = Field(
-        None, ge=1, le=3650, description="default: the JOB_RETENTION_DAYS setting"
-    )
-
-
-@job("maintenance.purge_events", payload=PurgeEventsPayload)
-async def purge_events(ctx: JobContext, payload: PurgeEventsPayload) -> dict[str, Any]:
+@job("maintenance.purge_events", payload=PurgePayload)
+async def purge_events(ctx: JobContext, payload: PurgePayload) -> dict[str, Any]:
     """Delete audit events older than the retention period. Events not yet published are
     the outbox's pending work and are kept whatever their age."""
     days = payload.older_than_days or ctx["settings"].EVENT_RETENTION_DAYS
@@ -39,14 +37,24 @@ async def purge_events(ctx: JobContext, payload: PurgeEventsPayload) -> dict[str
     return {"deleted": await _purge(ctx, Event, expired), **_period(days, cutoff)}
 
 
-@job("maintenance.purge_jobs", payload=PurgeJobsPayload)
-async def purge_jobs(ctx: JobContext, payload: PurgeJobsPayload) -> dict[str, Any]:
+@job("maintenance.purge_jobs", payload=PurgePayload)
+async def purge_jobs(ctx: JobContext, payload: PurgePayload) -> dict[str, Any]:
     """Delete finished jobs (notification deliveries, past purges...) completed before the
     retention period; queued and running jobs are never touched."""
     days = payload.older_than_days or ctx["settings"].JOB_RETENTION_DAYS
     cutoff = datetime.now(UTC) - timedelta(days=days)
     expired = Job.filter(status__in=FINISHED, completed_at__lt=cutoff)
     return {"deleted": await _purge(ctx, Job, expired), **_period(days, cutoff)}
+
+
+@job("maintenance.purge_notifications", payload=PurgePayload)
+async def purge_notifications(ctx: JobContext, payload: PurgePayload) -> dict[str, Any]:
+    """Delete notifications, read or not, created before the retention period: an inbox is
+    for what happened lately, and without a limit it grows for as long as users have them."""
+    days = payload.older_than_days or ctx["settings"].NOTIFICATION_RETENTION_DAYS
+    cutoff = datetime.now(UTC) - timedelta(days=days)
+    expired = Notification.filter(created_at__lt=cutoff)
+    return {"deleted": await _purge(ctx, Notification, expired), **_period(days, cutoff)}
 
 
 async def _purge(ctx: JobContext, model: type[Model], expired: QuerySet[Any]) -> int:

@@ -21,6 +21,7 @@ from storage.models import Job, Role
 STARTABLE_KINDS: dict[str, Role] = {
     "maintenance.purge_events": Role.ADMIN,
     "maintenance.purge_jobs": Role.ADMIN,
+    "maintenance.purge_notifications": Role.ADMIN,
 }
 
 LIST_SPEC = ListSpec({"created_at", "completed_at", "kind", "status"}, ("kind",))

@@ -42,7 +42,7 @@ async def scheduled_maintenance_done(client: httpx.AsyncClient, admin: Account) 
         return [job for job in response.json()["items"] if job["created_by"] is None]
 
     await wait_for(
-        scheduled, lambda jobs: len(jobs) == 2 and all(j["status"] == "succeeded" for j in jobs)
+        scheduled, lambda jobs: len(jobs) == 3 and all(j["status"] == "succeeded" for j in jobs)
     )
 
 

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from storage.models import Event, Job
+from storage.models import Event, Job, Notification
 from tests.jobs.conftest import create_user
 from tests.jobs.helpers import database, store_event, wait_for_job
 
@@ -75,6 +75,35 @@ async def test_purge_jobs_deletes_only_long_finished_jobs(job_stack):
         assert not await Job.exists(id=old_cancelled)
         assert await Job.exists(id=recent)
         assert await Job.exists(id=unfinished.id)
+
+
+async def test_purge_notifications_deletes_only_old_ones_read_or_not(job_stack):
+    client, admin = job_stack.client, job_stack.admin
+    owner = uuid.UUID(admin.id)
+
+    async def notification(age_days: int, read: bool) -> uuid.UUID:
+        row = await Notification.create(
+            user_id=owner, type="test", title="t", read_at=datetime.now(UTC) if read else None
+        )
+        created = datetime.now(UTC) - timedelta(days=age_days)
+        await Notification.filter(id=row.id).update(created_at=created)
+        return row.id
+
+    async with database(job_stack.server):
+        old_read, old_unread = await notification(100, True), await notification(100, False)
+        recent = await notification(5, False)
+    response = await client.post(
+        "/api/v1/jobs",
+        headers=admin.headers,
+        json={"kind": "maintenance.purge_notifications", "payload": {"older_than_days": 90}},
+    )
+    assert response.status_code == 202, response.text
+    job = await wait_for_job(client, admin.headers, response.json()["id"])
+    assert job["status"] == "succeeded" and job["result"]["deleted"] == 2, job
+    async with database(job_stack.server):
+        assert not await Notification.exists(id=old_read)
+        assert not await Notification.exists(id=old_unread)
+        assert await Notification.exists(id=recent)
 
 
 async def test_jobs_are_visible_to_their_creator_and_admins_only(job_stack):
