@@ -945,14 +945,19 @@ class ExecutionRun:
                 "previous": info.parent,
                 "rows": output.rows_written,
             }
-            dataset, created = await Dataset.get_or_create(
-                name=output.stream,
-                defaults={"pipeline_id": pipeline.id, "current_version": output.version},
-            )
-            if not created:
-                dataset.current_version = output.version
-                dataset.pipeline_id = pipeline.id
-                await dataset.save(update_fields=["current_version", "pipeline_id", "updated_at"])
+            async with transaction() as conn:  # get_or_create's own is not safe to cancel
+                dataset, created = await Dataset.get_or_create(
+                    name=output.stream,
+                    defaults={"pipeline_id": pipeline.id, "current_version": output.version},
+                    using_db=conn,
+                )
+                if not created:
+                    dataset.current_version = output.version
+                    dataset.pipeline_id = pipeline.id
+                    await dataset.save(
+                        update_fields=["current_version", "pipeline_id", "updated_at"],
+                        using_db=conn,
+                    )
         return written
 
     async def _save_cursors(self, pipeline_id: UUID, graph: ExecutionGraph, io: PipelineIO) -> None:

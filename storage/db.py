@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from itertools import cycle
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from tortoise import Tortoise
-from tortoise.backends.base.client import TransactionalDBClient, TransactionContext
+from tortoise.backends.base.client import TransactionalDBClient
 from tortoise.connection import get_connection
 from tortoise.migrations.api import migrate as run_migrations
 from tortoise.models import Model
@@ -67,9 +70,29 @@ class SqliteReadRouter:
         return None
 
 
-def transaction() -> TransactionContext:
-    """`in_transaction()` on the writer (with readers configured, Tortoise needs the name)."""
-    return in_transaction(WRITER)
+@asynccontextmanager
+async def transaction() -> AsyncIterator[TransactionalDBClient]:
+    """A transaction on the writer: `in_transaction()` made safe to cancel while it begins.
+
+    Tortoise's transaction contexts take the SQLite writer lock (or a pooled PostgreSQL
+    connection) before BEGIN but give it back only in `__aexit__`, which never runs when
+    `__aenter__` is interrupted. A request cancelled while BEGIN runs (its client hung up)
+    kept the lock for good: every later write waited forever and the server could not stop.
+    """
+    context = in_transaction(WRITER)
+    try:
+        conn = await context.__aenter__()
+    except BaseException as exc:
+        if getattr(context, "token", None) is not None:  # set once the lock or connection is held
+            with contextlib.suppress(Exception):
+                await context.__aexit__(type(exc), exc, exc.__traceback__)
+        raise
+    try:
+        yield conn
+    except BaseException as exc:
+        await context.__aexit__(type(exc), exc, exc.__traceback__)
+        raise
+    await context.__aexit__(None, None, None)
 
 
 def _normalise_url(url: str) -> str:

@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache, reduce
-from operator import or_
+from operator import methodcaller, or_
 from typing import Any
 
 import orjson
@@ -51,12 +51,21 @@ def _timestamp(value: Any) -> Any:
 
 
 def _timestamps(column: Sequence[Any]) -> Sequence[Any]:
-    # SQLite's text of aware UTC values ("...+00:00"), no NULLs: parsed in C, to datetimes in
-    # UTC, the whole column at once. A NULL or a driver's datetime takes the general path.
+    # SQLite keeps aware UTC values as `isoformat(" ")` text ("2026-01-02 03:04:05.123456+00:00"):
+    # with no NULL in the column, it becomes the text orjson prints for that datetime
+    # ("2026-01-02T03:04:05.123456Z") by two C-level replaces over the whole column. A NULL,
+    # another offset or a driver's datetime takes the general path.
     try:
-        return list(map(datetime.fromisoformat, column))
-    except TypeError:
-        return [_timestamp(value) for value in column]
+        if all(map(_ENDS_IN_UTC, column)):
+            return list(map(_ZULU, map(_T_SEPARATOR, column)))
+    except AttributeError:  # None or a datetime: no str methods
+        pass
+    return [_timestamp(value) for value in column]
+
+
+_ENDS_IN_UTC = methodcaller("endswith", "+00:00")
+_T_SEPARATOR = methodcaller("replace", " ", "T", 1)
+_ZULU = methodcaller("replace", "+00:00", "Z")
 
 
 def _uuid_texts(column: Sequence[Any]) -> Sequence[Any]:

@@ -29,6 +29,7 @@ from engine.connectors.base import CheckCategory, ConnectorContext
 from engine.connectors.errors import ConnectorError
 from engine.connectors.network import NetworkPolicy, forbidden_endpoints_from_urls, guard
 from engine.connectors.sqlite import FORBIDDEN_PATHS as FORBIDDEN_SQLITE_PATHS
+from storage.db import transaction
 from storage.models import PlatformSetting
 
 NETWORK_SETTINGS_KEY = "network"
@@ -90,10 +91,13 @@ async def load_network_settings() -> tuple[NetworkSettings, PlatformSetting | No
 
 
 async def save_network_settings(value: NetworkSettings, user_id: UUID | None) -> PlatformSetting:
-    row, _ = await PlatformSetting.update_or_create(
-        key=NETWORK_SETTINGS_KEY,
-        defaults={"value": value.model_dump(mode="json"), "updated_by": user_id},
-    )
+    # In our transaction (update_or_create's own would not be safe to cancel; see transaction).
+    async with transaction() as conn:
+        row, _ = await PlatformSetting.update_or_create(
+            key=NETWORK_SETTINGS_KEY,
+            defaults={"value": value.model_dump(mode="json"), "updated_by": user_id},
+            using_db=conn,
+        )
     return row
 
 

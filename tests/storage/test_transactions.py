@@ -1,11 +1,13 @@
 """Reads and transactions, as the API depends on them in both modes: a read outside a
 transaction never waits for an open write transaction and never sees its uncommitted rows; a
 read inside a transaction sees the transaction's own writes; a commit is visible to the next
-read at once (read-after-write)."""
+read at once (read-after-write); a transaction cancelled at any point (a client hanging up)
+never keeps the database from other writers."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 import pytest
 from tortoise.context import TortoiseContext
@@ -72,3 +74,26 @@ async def test_sqlite_readers_refuse_writes(database):
                 " ('x', 'r@example.com', 'x', '', 'viewer', 1, 0, '2026-01-01', '2026-01-01')"
             )
     assert not await User.filter(email="r@example.com").exists()
+
+
+async def test_transactions_cancelled_at_any_point_leave_the_writer_free(database):
+    finished = []
+    for attempt in range(40):
+
+        async def write(n: int = attempt) -> None:
+            async with transaction() as conn:
+                await _user(f"cancelled{n}@example.com").save(using_db=conn)
+            finished.append(n)
+
+        task = asyncio.create_task(write())
+        for _ in range(attempt % 5):  # cancel before, during and after BEGIN, the insert...
+            await asyncio.sleep(0)
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        # Before the fix, a cancel during BEGIN kept the writer lock (or a pooled connection)
+        # forever, and this write waited for it.
+        await asyncio.wait_for(_user(f"after{attempt}@example.com").save(), 5)
+    for n in finished:
+        assert await User.filter(email=f"cancelled{n}@example.com").exists()
+    assert await User.filter(email__startswith="after").count() == 40
