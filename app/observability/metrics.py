@@ -4,6 +4,7 @@ before anything imports prometheus_client) makes /metrics aggregate every worker
 from __future__ import annotations
 
 import os
+from functools import cache
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -27,8 +28,20 @@ HTTP_LATENCY = Histogram(
 
 
 def observe_request(method: str, route: str, status: int, seconds: float) -> None:
-    HTTP_REQUESTS.labels(method, route, str(status)).inc()
-    HTTP_LATENCY.labels(method, route).observe(seconds)
+    _requests(method, route, status).inc()
+    _latency(method, route).observe(seconds)
+
+
+# The child of each label set, looked up once: labels() validates, joins and locks on every
+# call. Methods, route patterns and statuses are few, so the caches stay small.
+@cache
+def _requests(method: str, route: str, status: int) -> Counter:
+    return HTTP_REQUESTS.labels(method, route, str(status))
+
+
+@cache
+def _latency(method: str, route: str) -> Histogram:
+    return HTTP_LATENCY.labels(method, route)
 
 
 def render_metrics() -> tuple[bytes, str]:
