@@ -10,8 +10,8 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from tortoise import Tortoise
-from tortoise.backends.base.client import TransactionalDBClient
-from tortoise.connection import get_connection
+from tortoise.backends.base.client import BaseDBAsyncClient, TransactionalDBClient
+from tortoise.connection import get_connection, get_connections
 from tortoise.migrations.api import migrate as run_migrations
 from tortoise.models import Model
 from tortoise.transactions import in_transaction
@@ -53,21 +53,43 @@ def tortoise_config(database_url: str, *, readers: bool = True) -> dict[str, Any
     }
 
 
+_readers = cycle(SQLITE_READERS)
+
+
 class SqliteReadRouter:
     """Sends a read to a reader connection unless it runs inside a transaction, where it must
     see the transaction's own writes. A reader sees everything committed before the read
     starts (each statement is its own read transaction), so read-after-write holds too."""
 
-    def __init__(self) -> None:
-        self._readers = cycle(SQLITE_READERS)
-
     def db_for_read(self, model: type[Model]) -> str | None:
-        if isinstance(get_connection(WRITER), TransactionalDBClient):
-            return None
-        return next(self._readers)
+        return None if _in_transaction(get_connection(WRITER)) else next(_readers)
 
     def db_for_write(self, model: type[Model]) -> str | None:
         return None
+
+
+def _in_transaction(writer: BaseDBAsyncClient) -> bool:
+    return isinstance(writer, TransactionalDBClient)
+
+
+def read_connection() -> BaseDBAsyncClient:
+    """Where a hand-made read runs, as SqliteReadRouter decides for the ORM's (without the
+    generic router machinery around it, which costs more than the decision)."""
+    writer = get_connection(WRITER)
+    if _in_transaction(writer) or SQLITE_READERS[0] not in get_connections().db_config:
+        return writer
+    return get_connection(next(_readers))
+
+
+async def fetch_records(connection: BaseDBAsyncClient, statement: str, params: list[Any]) -> Any:
+    """The records of a read statement. On a SQLite reader it goes straight to the driver:
+    Tortoise's lock and wrappers cost more than a page query, and the driver runs one statement
+    at a time on its own thread anyway (only the writer's lock must hold transactions apart)."""
+    driver = getattr(connection, "_connection", None)
+    if driver is not None and connection.connection_name in SQLITE_READERS:
+        return await driver.execute_fetchall(statement, params)
+    _, records = await connection.execute_query(statement, params)
+    return records
 
 
 @asynccontextmanager

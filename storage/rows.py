@@ -33,6 +33,8 @@ from tortoise.filters import escape_like
 from tortoise.models import Model
 from tortoise.queryset import QuerySet
 
+from storage.db import fetch_records, read_connection
+
 ColumnConverter = Callable[[Sequence[Any]], Sequence[Any]]
 
 
@@ -233,17 +235,17 @@ def _rows(select: Select, records: list[Any]) -> list[dict[str, Any]]:
 
 async def select_rows(select: Select) -> list[dict[str, Any]]:
     """The rows as dicts with values ready for orjson (UUIDs as text), like `.values()`."""
-    # The router's choice: a SQLite reader outside transactions, the transaction inside one.
-    db = select.model._choose_db()
+    # A SQLite reader outside transactions, the transaction inside one.
+    db = read_connection()
     statement, params = _statement(select, db, count=False)
-    _, records = await db.execute_query(statement, params)
+    records = await fetch_records(db, statement, params)
     return _rows(select, records)
 
 
 async def select_page(select: Select) -> tuple[list[dict[str, Any]], int]:
     """The rows and how many rows match in all (ignoring order, limit and offset), in one
     statement: one round trip to the database instead of two."""
-    db = select.model._choose_db()
+    db = read_connection()
     rows_statement, rows_params = _statement(select, db, count=False)
     count_statement, count_params = _statement(select, db, count=True)
     key = (rows_statement, count_statement)
@@ -253,7 +255,7 @@ async def select_page(select: Select) -> tuple[list[dict[str, Any]], int]:
         if len(_with_total_cache) >= MAX_CACHED_STATEMENTS:
             _with_total_cache.clear()
         _with_total_cache[key] = statement
-    _, records = await db.execute_query(statement, count_params + rows_params)
+    records = await fetch_records(db, statement, count_params + rows_params)
     if records:
         return _rows(select, records), records[0][-1]
     # A page past the end has no row to carry the total.
@@ -262,7 +264,7 @@ async def select_page(select: Select) -> tuple[list[dict[str, Any]], int]:
 
 async def count_rows(select: Select) -> int:
     """How many rows `select` matches, ignoring its order, limit and offset."""
-    db = select.model._choose_db()
+    db = read_connection()
     statement, params = _statement(select, db, count=True)
-    _, records = await db.execute_query(statement, params)
+    records = await fetch_records(db, statement, params)
     return records[0][0]
