@@ -201,10 +201,14 @@ def _statement(select: Select, db: BaseDBAsyncClient, count: bool) -> tuple[str,
     # Cached only when the parameters computed here are exactly those Tortoise rendered, so
     # a later call of the same shape can run the text with its own values.
     if rendered == params:
-        if len(_statements) >= MAX_CACHED_STATEMENTS:
-            _statements.clear()
-        _statements[shape] = statement
+        _remember(_statements, shape, statement)
     return statement, rendered
+
+
+def _remember(cache: dict[Any, str], key: Any, statement: str) -> None:
+    if len(cache) >= MAX_CACHED_STATEMENTS:  # client-chosen sorts make shapes; keep it bounded
+        cache.clear()
+    cache[key] = statement
 
 
 def _with_total(rows_statement: str, count_statement: str, count_params: int) -> str:
@@ -252,9 +256,7 @@ async def select_page(select: Select) -> tuple[list[dict[str, Any]], int]:
     statement = _with_total_cache.get(key)
     if statement is None:
         statement = _with_total(rows_statement, count_statement, len(count_params))
-        if len(_with_total_cache) >= MAX_CACHED_STATEMENTS:
-            _with_total_cache.clear()
-        _with_total_cache[key] = statement
+        _remember(_with_total_cache, key, statement)
     records = await fetch_records(db, statement, count_params + rows_params)
     if records:
         return _rows(select, records), records[0][-1]

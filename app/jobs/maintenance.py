@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -32,9 +33,12 @@ async def purge_events(ctx: JobContext, payload: PurgePayload) -> dict[str, Any]
     """Delete audit events older than the retention period. Events not yet published are
     the outbox's pending work and are kept whatever their age."""
     days = payload.older_than_days or ctx["settings"].EVENT_RETENTION_DAYS
-    cutoff = datetime.now(UTC) - timedelta(days=days)
-    expired = Event.filter(created_at__lt=cutoff, published_at__isnull=False)
-    return {"deleted": await _purge(ctx, Event, expired), **_period(days, cutoff)}
+    return await _purge_older(
+        ctx,
+        Event,
+        days,
+        lambda cutoff: Event.filter(created_at__lt=cutoff, published_at__isnull=False),
+    )
 
 
 @job("maintenance.purge_jobs", payload=PurgePayload)
@@ -42,9 +46,9 @@ async def purge_jobs(ctx: JobContext, payload: PurgePayload) -> dict[str, Any]:
     """Delete finished jobs (notification deliveries, past purges...) completed before the
     retention period; queued and running jobs are never touched."""
     days = payload.older_than_days or ctx["settings"].JOB_RETENTION_DAYS
-    cutoff = datetime.now(UTC) - timedelta(days=days)
-    expired = Job.filter(status__in=FINISHED, completed_at__lt=cutoff)
-    return {"deleted": await _purge(ctx, Job, expired), **_period(days, cutoff)}
+    return await _purge_older(
+        ctx, Job, days, lambda cutoff: Job.filter(status__in=FINISHED, completed_at__lt=cutoff)
+    )
 
 
 @job("maintenance.purge_notifications", payload=PurgePayload)
@@ -52,9 +56,21 @@ async def purge_notifications(ctx: JobContext, payload: PurgePayload) -> dict[st
     """Delete notifications, read or not, created before the retention period: an inbox is
     for what happened lately, and without a limit it grows for as long as users have them."""
     days = payload.older_than_days or ctx["settings"].NOTIFICATION_RETENTION_DAYS
+    return await _purge_older(
+        ctx, Notification, days, lambda cutoff: Notification.filter(created_at__lt=cutoff)
+    )
+
+
+async def _purge_older(
+    ctx: JobContext,
+    model: type[Model],
+    days: int,
+    expired_before: Callable[[datetime], QuerySet[Any]],
+) -> dict[str, Any]:
+    """Purge the rows `expired_before` the cutoff `days` ago; the job's result."""
     cutoff = datetime.now(UTC) - timedelta(days=days)
-    expired = Notification.filter(created_at__lt=cutoff)
-    return {"deleted": await _purge(ctx, Notification, expired), **_period(days, cutoff)}
+    deleted = await _purge(ctx, model, expired_before(cutoff))
+    return {"deleted": deleted, "older_than_days": days, "cutoff": cutoff.isoformat()}
 
 
 async def _purge(ctx: JobContext, model: type[Model], expired: QuerySet[Any]) -> int:
@@ -66,7 +82,3 @@ async def _purge(ctx: JobContext, model: type[Model], expired: QuerySet[Any]) ->
         deleted += await model.filter(id__in=ids).delete()
         await ctx["progress"](deleted / total if total else 1.0)
     return deleted
-
-
-def _period(days: int, cutoff: datetime) -> dict[str, Any]:
-    return {"older_than_days": days, "cutoff": cutoff.isoformat()}

@@ -49,6 +49,18 @@ async def test_purge_events_job_deletes_only_expired_published_events(job_stack)
     assert started["id"] in [item["id"] for item in listed.json()["items"]]
 
 
+async def _run_purge(job_stack, kind: str, older_than_days: int) -> dict:
+    """An admin starts the purge over HTTP; the job as it ended."""
+    client, admin = job_stack.client, job_stack.admin
+    response = await client.post(
+        "/api/v1/jobs",
+        headers=admin.headers,
+        json={"kind": kind, "payload": {"older_than_days": older_than_days}},
+    )
+    assert response.status_code == 202, response.text
+    return await wait_for_job(client, admin.headers, response.json()["id"])
+
+
 async def _finished_job(status: str, age_days: int) -> uuid.UUID:
     completed = datetime.now(UTC) - timedelta(days=age_days)
     row = await Job.create(kind=PURGE, status=status, completed_at=completed)
@@ -56,19 +68,12 @@ async def _finished_job(status: str, age_days: int) -> uuid.UUID:
 
 
 async def test_purge_jobs_deletes_only_long_finished_jobs(job_stack):
-    client, admin = job_stack.client, job_stack.admin
     async with database(job_stack.server):
         old_done = await _finished_job("succeeded", 40)
         old_cancelled = await _finished_job("cancelled", 40)
         recent = await _finished_job("failed", 2)
         unfinished = await Job.create(kind=PURGE, status="running", attempts=3)
-    response = await client.post(
-        "/api/v1/jobs",
-        headers=admin.headers,
-        json={"kind": "maintenance.purge_jobs", "payload": {"older_than_days": 30}},
-    )
-    assert response.status_code == 202, response.text
-    job = await wait_for_job(client, admin.headers, response.json()["id"])
+    job = await _run_purge(job_stack, "maintenance.purge_jobs", older_than_days=30)
     assert job["status"] == "succeeded" and job["result"]["deleted"] == 2, job
     async with database(job_stack.server):
         assert not await Job.exists(id=old_done)
@@ -78,8 +83,7 @@ async def test_purge_jobs_deletes_only_long_finished_jobs(job_stack):
 
 
 async def test_purge_notifications_deletes_only_old_ones_read_or_not(job_stack):
-    client, admin = job_stack.client, job_stack.admin
-    owner = uuid.UUID(admin.id)
+    owner = uuid.UUID(job_stack.admin.id)
 
     async def notification(age_days: int, read: bool) -> uuid.UUID:
         row = await Notification.create(
@@ -92,13 +96,7 @@ async def test_purge_notifications_deletes_only_old_ones_read_or_not(job_stack):
     async with database(job_stack.server):
         old_read, old_unread = await notification(100, True), await notification(100, False)
         recent = await notification(5, False)
-    response = await client.post(
-        "/api/v1/jobs",
-        headers=admin.headers,
-        json={"kind": "maintenance.purge_notifications", "payload": {"older_than_days": 90}},
-    )
-    assert response.status_code == 202, response.text
-    job = await wait_for_job(client, admin.headers, response.json()["id"])
+    job = await _run_purge(job_stack, "maintenance.purge_notifications", older_than_days=90)
     assert job["status"] == "succeeded" and job["result"]["deleted"] == 2, job
     async with database(job_stack.server):
         assert not await Notification.exists(id=old_read)
